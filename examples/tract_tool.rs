@@ -1,0 +1,117 @@
+//! A small driver around the inference core's tract engine for the model pipeline (Python):
+//!
+//! - `tract_tool logits MODEL.onnx` reads JSON lines `{"input_ids": [[..]], "attention_mask":
+//!   [[..]]}` (one padded batch each) on stdin and prints one `{"logits": [[..]]}` line per
+//!   batch: the pipeline compares it with onnxruntime and scores F1 with it, so the graph is
+//!   checked in the engine the service ships.
+//! - `tract_tool bench MODEL.onnx [RUNS]` prints load time, median latency of one message of
+//!   16, 32 and 64 tokens, and peak memory, as JSON: the quantization table's tract columns.
+//!
+//! It is an example, not a binary, so the Lambda build never packages it.
+
+use std::io::Read;
+use std::time::Instant;
+
+use serde::Deserialize;
+use tagbeez::classifier::{Engine, TokenBatch};
+
+#[derive(Deserialize)]
+struct Inputs {
+    input_ids: Vec<Vec<i64>>,
+    attention_mask: Vec<Vec<i64>>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("logits"), Some(path)) => logits(path),
+        (Some("bench"), Some(path)) => bench(path, args.get(3).and_then(|r| r.parse().ok())),
+        _ => Err(
+            "usage: tract_tool logits MODEL.onnx < inputs.json | bench MODEL.onnx [RUNS]".into(),
+        ),
+    };
+    if let Err(err) = result {
+        eprintln!("tract_tool: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn load(path: &str) -> Result<(Engine, f64), Box<dyn std::error::Error>> {
+    let bytes = std::fs::read(path)?;
+    let start = Instant::now();
+    let engine = Engine::from_onnx_bytes(&bytes)?;
+    Ok((engine, start.elapsed().as_secs_f64() * 1e3))
+}
+
+fn logits(path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let (engine, _) = load(path)?;
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text)?;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let inputs: Inputs = serde_json::from_str(line)?;
+        let sequence = inputs.input_ids.first().map_or(0, Vec::len);
+        let tokens = TokenBatch {
+            batch: inputs.input_ids.len(),
+            sequence,
+            input_ids: inputs.input_ids.concat(),
+            attention_mask: inputs.attention_mask.concat(),
+        };
+        let (flat, width) = engine.run(&tokens)?;
+        let rows: Vec<&[f32]> = flat.chunks(width).collect();
+        println!("{}", serde_json::json!({ "logits": rows }));
+    }
+    Ok(())
+}
+
+/// Synthetic ids: [CLS] + ordinary word-piece ids + [SEP]; latency does not depend on which
+/// ids, only on how many.
+fn message_of(tokens: usize) -> TokenBatch {
+    let mut ids: Vec<i64> = (0..tokens as i64).map(|i| 2000 + (i * 37) % 5000).collect();
+    ids[0] = 101;
+    ids[tokens - 1] = 102;
+    TokenBatch {
+        batch: 1,
+        sequence: tokens,
+        input_ids: ids,
+        attention_mask: vec![1; tokens],
+    }
+}
+
+fn bench(path: &str, runs: Option<usize>) -> Result<(), Box<dyn std::error::Error>> {
+    let runs = runs.unwrap_or(40).max(1);
+    let (engine, load_ms) = load(path)?;
+    let mut p50 = serde_json::Map::new();
+    for tokens in [16usize, 32, 64] {
+        let batch = message_of(tokens);
+        for _ in 0..3 {
+            engine.run(&batch)?;
+        }
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                engine
+                    .run(&batch)
+                    .map(|_| start.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        times.sort_by(f64::total_cmp);
+        p50.insert(tokens.to_string(), times[times.len() / 2].into());
+    }
+    let report = serde_json::json!({
+        "load_ms": load_ms,
+        "p50_ms": p50,
+        "peak_rss_mb": peak_rss_mb(),
+    });
+    println!("{report}");
+    Ok(())
+}
+
+/// The process's peak resident set (VmHWM), in MiB; Linux only, 0 elsewhere.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}

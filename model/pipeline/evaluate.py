@@ -1,0 +1,141 @@
+"""Evaluate the shipped model on the test split and on the external set of real messages.
+
+Usage:
+  python -m pipeline.evaluate            print the tables, redraw model/reports/*.png
+  python -m pipeline.evaluate --write    also write the artifacts: labels.json, tokenizer.json,
+                                         reports/metrics.json, reports/quantization.json and the
+                                         onnxruntime reference probabilities for the Rust test
+
+Probabilities come from onnxruntime on `model/tagger.onnx`; the Rust test checks that tract
+reproduces them. The external set (`../shared/eval/external.jsonl`, or `EXTERNAL_EVAL`) is
+read at evaluation time only: it is never trained or tuned on, and never copied here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from . import dataset as ds
+from . import plots
+from .metrics import report
+
+REPORTS = ds.MODEL_DIR / "reports"
+WORK = ds.MODEL_DIR / "work"
+ONNX = ds.MODEL_DIR / "tagger.onnx"
+LABELS = ds.MODEL_DIR / "labels.json"
+TOKENIZER = ds.MODEL_DIR / "tokenizer.json"
+REFERENCE = REPORTS / "test_probabilities.onnxruntime.jsonl"
+
+
+def external_path() -> Path:
+    default = ds.MODEL_DIR.parent.parent / "shared" / "eval" / "external.jsonl"
+    return Path(os.environ.get("EXTERNAL_EVAL", default))
+
+
+def load_external() -> list[dict] | None:
+    path = external_path()
+    if not path.exists():
+        print(f"external set not found at {path}: skipped")
+        return None
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                obj = json.loads(line)
+                rows.append({"message": obj["message"], "tags": [t for t in ds.TAGS if t in obj["tags"]]})
+    return rows
+
+
+def onnxruntime_probabilities(onnx: Path, tokenizer: Path, max_tokens: int, messages: list[str]) -> np.ndarray:
+    from tokenizers import Tokenizer
+
+    from .onnxrt import session as ort_session
+    from .train import feeds
+
+    tok = Tokenizer.from_file(str(tokenizer))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_tokens)
+    session = ort_session(onnx)
+    logits = [session.run(None, f)[0] for f in feeds(tok, messages, 32)]
+    return 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
+
+
+def print_report(title: str, r: dict) -> None:
+    print(f"\n{title} ({r['messages']} messages)")
+    print(f"  {'tag':<20}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}")
+    for tag, m in r["per_tag"].items():
+        print(f"  {tag:<20}{m['precision']:>10.4f}{m['recall']:>8.4f}{m['f1']:>8.4f}{m['support']:>9}")
+    print(f"  micro-F1 {r['micro_f1']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
+          f"subset accuracy {r['subset_accuracy']:.4f}  hamming loss {r['hamming_loss']:.4f}")
+
+
+def evaluate_set(name, rows, labels, onnx, tokenizer) -> tuple[dict, np.ndarray]:
+    tags = labels["tags"]
+    thresholds = np.array([labels["thresholds"][t] for t in tags])
+    probs = onnxruntime_probabilities(onnx, tokenizer, labels["max_tokens"], [r["message"] for r in rows])
+    y = np.array([[int(t in r["tags"]) for t in tags] for r in rows])
+    result = report(y, probs, thresholds, tags)
+    print_report(name, result)
+    plots.pr_curves(REPORTS / f"pr_curves_{name}.png", name, y, probs, thresholds, tags)
+    plots.confusion(REPORTS / f"confusion_{name}.png", name, y, (probs >= thresholds).astype(int), tags)
+    return result, probs
+
+
+def write_artifacts() -> dict:
+    """Assemble labels.json and the tokenizer from the training run and the quantize step."""
+    training = json.loads((WORK / "trained" / "training.json").read_text())
+    quant = json.loads((WORK / "quantization.json").read_text())
+    shutil.copyfile(WORK / "trained" / "tokenizer.json", TOKENIZER)
+    sha = hashlib.sha256(ONNX.read_bytes()).hexdigest()
+    base_name = Path(training["base"]).name.lower().replace("_", "-")
+    labels = {
+        "model_version": f"{dt.date.today():%Y.%m.%d}-{base_name}-{quant['shipped']}-{sha[:8]}",
+        "base_encoder": base_name,
+        "base_model_type": training["base_config"].get("model_type"),
+        "tags": list(ds.TAGS),
+        "thresholds": training["thresholds"],
+        "max_tokens": training["max_tokens"],
+        "quantization": quant["shipped"],
+        "onnx_sha256": sha,
+        "metrics": {},
+    }
+    (REPORTS / "quantization.json").write_text(json.dumps(quant, indent=2) + "\n")
+    (REPORTS / "training.json").write_text(json.dumps(
+        {k: v for k, v in training.items() if k != "base_config"}, indent=2) + "\n")
+    return labels
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--write", action="store_true", help="write labels.json and the reports (make model)")
+    args = p.parse_args(argv)
+    REPORTS.mkdir(exist_ok=True)
+    labels = write_artifacts() if args.write else json.loads(LABELS.read_text())
+    results = {}
+    for name in ("validation", "test"):
+        rows = ds.load_split(name)
+        results[name], probs = evaluate_set(name, rows, labels, ONNX, TOKENIZER)
+        if name == "test" and args.write:
+            ds.write_jsonl(REFERENCE, [{"message": r["message"], "tags": r["tags"],
+                                        "probabilities": [round(float(x), 6) for x in pr]}
+                                       for r, pr in zip(rows, probs)])
+    external = load_external()
+    if external is not None:
+        results["external"], _ = evaluate_set("external", external, labels, ONNX, TOKENIZER)
+    if args.write:
+        labels["metrics"] = {k: results[k] for k in ("validation", "test")}
+        LABELS.write_text(json.dumps(labels, indent=2) + "\n")
+        (REPORTS / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

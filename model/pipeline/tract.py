@@ -1,0 +1,44 @@
+"""Run ONNX files in tract, the engine the service ships, through `examples/tract_tool.rs`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import dataset as ds
+
+REPO = ds.MODEL_DIR.parent
+TOOL = REPO / "target" / "release" / "examples" / "tract_tool"
+
+
+@lru_cache(maxsize=1)
+def tool() -> Path:
+    """Build the tool once per process (cargo makes a rebuild a no-op when nothing changed)."""
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "tract_tool"], cwd=REPO, check=True)
+    return TOOL
+
+
+def logits(path: Path, feeds: list[dict]) -> list[np.ndarray]:
+    """Logits for each padded batch `{"input_ids": [[..]], "attention_mask": [[..]]}`."""
+    lines = "".join(json.dumps({k: np.asarray(v).tolist() for k, v in f.items()}) + "\n" for f in feeds)
+    out = subprocess.run([str(tool()), "logits", str(path)], input=lines, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"tract failed on {path.name}: {out.stderr.strip()}")
+    return [np.array(json.loads(line)["logits"], dtype=np.float32) for line in out.stdout.splitlines()]
+
+
+def probabilities(path: Path, tok, messages: list[str], batch: int = 32) -> np.ndarray:
+    from .train import feeds
+
+    return 1.0 / (1.0 + np.exp(-np.concatenate(logits(path, feeds(tok, messages, batch)))))
+
+
+def bench(path: Path, runs: int = 40) -> dict:
+    out = subprocess.run([str(tool()), "bench", str(path), str(runs)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"tract failed on {path.name}: {out.stderr.strip()}")
+    return json.loads(out.stdout)

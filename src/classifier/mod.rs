@@ -1,0 +1,96 @@
+//! The inference core: tokenizer + tract + per-tag thresholds. Synchronous, and free of any
+//! HTTP or storage type, so every adapter (HTTP, direct invoke, CLI) shares it unchanged.
+
+mod engine;
+mod error;
+mod labels;
+mod tokenize;
+
+pub use engine::{Engine, TokenBatch};
+pub use error::ClassifierError;
+pub use labels::{LabelFile, Labels};
+pub use tokenize::{EncodedBatch, TextEncoder};
+
+/// The model files a classifier is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFiles<'a> {
+    pub onnx: &'a [u8],
+    pub tokenizer_json: &'a [u8],
+    pub labels_json: &'a [u8],
+}
+
+/// One message's result: a probability per tag, in the label file's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub probabilities: Vec<f32>,
+    /// Whether tokens past the model's maximum were cut off before inference.
+    pub truncated: bool,
+    /// Tokens the model saw, special tokens included.
+    pub tokens: usize,
+}
+
+/// A loaded model: build once, share read-only (it is `Send + Sync`).
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    labels: Labels,
+    encoder: TextEncoder,
+    engine: Engine,
+}
+
+impl Classifier {
+    pub fn load(files: ModelFiles<'_>) -> Result<Self, ClassifierError> {
+        let labels = Labels::from_json(files.labels_json)?;
+        let encoder = TextEncoder::from_bytes(files.tokenizer_json, labels.file.max_tokens)?;
+        let engine = Engine::from_onnx_bytes(files.onnx)?;
+        Ok(Self {
+            labels,
+            encoder,
+            engine,
+        })
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// Classify messages in one padded batch. Results are in input order.
+    pub fn classify_batch(&self, messages: &[&str]) -> Result<Vec<Prediction>, ClassifierError> {
+        let encoded = self.encoder.encode_batch(messages)?;
+        let (logits, width) = self.engine.run(&encoded.tokens)?;
+        if width != self.labels.tags.len() {
+            return Err(ClassifierError::Labels(format!(
+                "the model has {width} outputs but the label file names {} tags",
+                self.labels.tags.len()
+            )));
+        }
+        Ok(logits
+            .chunks(width)
+            .zip(encoded.truncated.iter().zip(&encoded.lengths))
+            .map(|(row, (&truncated, &tokens))| Prediction {
+                probabilities: row.iter().map(|&z| sigmoid(z)).collect(),
+                truncated,
+                tokens,
+            })
+            .collect())
+    }
+
+    /// Indices of the tags at or above their threshold, most confident first.
+    pub fn selected(&self, prediction: &Prediction) -> Vec<usize> {
+        let mut picked: Vec<usize> = (0..self.labels.tags.len())
+            .filter(|&i| prediction.probabilities[i] >= self.labels.thresholds[i])
+            .collect();
+        picked
+            .sort_by(|&a, &b| prediction.probabilities[b].total_cmp(&prediction.probabilities[a]));
+        picked
+    }
+}
+
+/// Numerically stable logistic function.
+pub fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}

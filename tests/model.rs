@@ -1,0 +1,148 @@
+//! The shipped model in `model/`, run by tract the way the service runs it, reproduces
+//! onnxruntime's probabilities and the model card's test metrics, and keeps the reference
+//! system's targeted fixes.
+
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use tagbeez::classifier::{Classifier, Labels, ModelFiles};
+
+fn model_file(name: &str) -> Vec<u8> {
+    let path = format!("{}/model/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+static FILES: LazyLock<(Vec<u8>, Vec<u8>, Vec<u8>)> = LazyLock::new(|| {
+    (
+        model_file("tagger.onnx"),
+        model_file("tokenizer.json"),
+        model_file("labels.json"),
+    )
+});
+
+static CLASSIFIER: LazyLock<Classifier> = LazyLock::new(|| {
+    Classifier::load(ModelFiles {
+        onnx: &FILES.0,
+        tokenizer_json: &FILES.1,
+        labels_json: &FILES.2,
+    })
+    .expect("the shipped model loads")
+});
+
+/// One line of `model/reports/test_probabilities.onnxruntime.jsonl`, written by
+/// `make model` from onnxruntime on the same ONNX file.
+#[derive(Deserialize)]
+struct Reference {
+    message: String,
+    tags: Vec<String>,
+    probabilities: Vec<f32>,
+}
+
+fn references() -> Vec<Reference> {
+    let text =
+        String::from_utf8(model_file("reports/test_probabilities.onnxruntime.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("reference line"))
+        .collect()
+}
+
+fn selected_tags(message: &str) -> Vec<String> {
+    let c = &*CLASSIFIER;
+    let prediction = &c.classify_batch(&[message]).unwrap()[0];
+    c.selected(prediction)
+        .into_iter()
+        .map(|i| c.labels().tags[i].clone())
+        .collect()
+}
+
+#[test]
+fn label_file_was_written_for_this_onnx_file() {
+    let labels = Labels::from_json(&FILES.2).unwrap();
+    assert!(
+        labels.matches_onnx(&FILES.0),
+        "labels.json onnx_sha256 is stale"
+    );
+    assert!(!labels.matches_onnx(b"some other model"));
+}
+
+#[test]
+fn tract_reproduces_onnxruntime_and_the_cards_test_micro_f1() {
+    let c = &*CLASSIFIER;
+    let refs = references();
+    assert!(
+        refs.len() > 400,
+        "the test split has {} messages",
+        refs.len()
+    );
+    let tags = &c.labels().tags;
+    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+    let mut worst = 0f32;
+    // Batches of 32, padded to their longest message: the same batching the reference used.
+    for chunk in refs.chunks(32) {
+        let messages: Vec<&str> = chunk.iter().map(|r| r.message.as_str()).collect();
+        let predictions = c.classify_batch(&messages).unwrap();
+        for (r, p) in chunk.iter().zip(&predictions) {
+            for (got, want) in p.probabilities.iter().zip(&r.probabilities) {
+                worst = worst.max((got - want).abs());
+            }
+            let picked = c.selected(p);
+            for (i, tag) in tags.iter().enumerate() {
+                let truth = r.tags.contains(tag);
+                let pred = picked.contains(&i);
+                tp += u32::from(truth && pred);
+                fp += u32::from(!truth && pred);
+                fn_ += u32::from(truth && !pred);
+            }
+        }
+    }
+    assert!(worst <= 1e-3, "tract differs from onnxruntime by {worst}");
+    let micro_f1 = f64::from(2 * tp) / f64::from(2 * tp + fp + fn_);
+    let card = c.labels().file.metrics["test"]["micro_f1"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        ((micro_f1 * 1e4).round() / 1e4 - card).abs() < 1e-9,
+        "tract micro-F1 {micro_f1:.4} != card {card}"
+    );
+}
+
+#[test]
+fn one_message_alone_scores_as_it_does_inside_a_padded_batch() {
+    let c = &*CLASSIFIER;
+    let short = "ok I'll take the blue one";
+    let long = "hi there, I have been looking at your oak dining tables for a while and I think \
+                the extendable one might fit our kitchen, do you deliver to Leeds?";
+    let alone = c.classify_batch(&[short]).unwrap();
+    let batched = c.classify_batch(&[long, short]).unwrap();
+    assert!(batched[0].tokens > alone[0].tokens);
+    for (a, b) in alone[0].probabilities.iter().zip(&batched[1].probabilities) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn long_messages_are_truncated_and_say_so() {
+    let c = &*CLASSIFIER;
+    let long = "I really love this jacket and want to buy it now ".repeat(60);
+    let p = &c.classify_batch(&[&long, "hello"]).unwrap();
+    assert!(p[0].truncated);
+    assert_eq!(p[0].tokens, c.labels().file.max_tokens);
+    assert!(!p[1].truncated);
+}
+
+/// The reference system's targeted fixes and this project's hard negatives (LABELING.md).
+#[test]
+fn reference_fixes_and_hard_negatives_hold() {
+    let cases: &[(&str, &[&str])] = &[
+        ("I want to buy without discount", &["Hot-buyer"]),
+        ("Window shopping for ideas", &["Window-shopper"]),
+        ("I saved items to buy when I get paid", &["Wishlist-user"]),
+        ("no coupon needed, buying now", &["Hot-buyer"]),
+        ("not buying, just looking", &["Window-shopper"]),
+        ("where is my discounted order", &[]),
+    ];
+    for (message, want) in cases {
+        assert_eq!(selected_tags(message), *want, "{message}");
+    }
+    assert!(!selected_tags("I'm not new here").contains(&"First-time-visitor".to_string()));
+}
