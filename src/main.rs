@@ -1,5 +1,5 @@
-//! The `tagbeez` binary. The service modes arrive with the service issue; for now it loads the
-//! embedded-to-be model files from `model/` and prints what it would serve.
+//! The `tagbeez` binary. Its modes (Lambda, local server, CLI) arrive with the service; until
+//! then it only names itself, so the crate already builds the binary the Lambda will run.
 fn main() {
     println!("tagbeez {}", env!("CARGO_PKG_VERSION"));
 }

@@ -77,6 +77,24 @@ def print_report(title: str, r: dict) -> None:
           f"subset accuracy {r['subset_accuracy']:.4f}  hamming loss {r['hamming_loss']:.4f}")
 
 
+def print_quantization() -> None:
+    """The quantization table as `make model` measured it (reports/quantization.json)."""
+    path = REPORTS / "quantization.json"
+    if not path.exists():
+        return
+    quant = json.loads(path.read_text())
+    print(f"\nquantized forms in tract (shipped: {quant['shipped']})")
+    print(f"  {'form':<16}{'MB':>7}{'load ms':>9}{'p50 16/32/64 tokens (ms)':>27}{'peak MB':>9}"
+          f"{'val F1':>8}{'test F1':>9}")
+    for form, r in quant["forms"].items():
+        if "error" in r:
+            print(f"  {form:<16} failed: {r['error']}")
+            continue
+        p50 = " / ".join(f"{r['p50_ms'][k]:.2f}" for k in ("16", "32", "64"))
+        print(f"  {form:<16}{r['file_mb']:>7.1f}{r['load_ms']:>9.0f}{p50:>27}{r['peak_rss_mb']:>9.0f}"
+              f"{r['validation_micro_f1']:>8.4f}{r['test_micro_f1']:>9.4f}")
+
+
 def evaluate_set(name, rows, labels, onnx, tokenizer) -> tuple[dict, np.ndarray]:
     tags = labels["tags"]
     thresholds = np.array([labels["thresholds"][t] for t in tags])
@@ -95,9 +113,9 @@ def write_artifacts() -> dict:
     quant = json.loads((WORK / "quantization.json").read_text())
     shutil.copyfile(WORK / "trained" / "tokenizer.json", TOKENIZER)
     sha = hashlib.sha256(ONNX.read_bytes()).hexdigest()
-    base_name = Path(training["base"]).name.lower().replace("_", "-")
+    base_name = training["base_name"]
     labels = {
-        "model_version": f"{dt.date.today():%Y.%m.%d}-{base_name}-{quant['shipped']}-{sha[:8]}",
+        "model_version": f"{dt.date.today():%Y.%m.%d}-{base_name.lower()}-{quant['shipped']}-{sha[:8]}",
         "base_encoder": base_name,
         "base_model_type": training["base_config"].get("model_type"),
         "tags": list(ds.TAGS),
@@ -108,8 +126,9 @@ def write_artifacts() -> dict:
         "metrics": {},
     }
     (REPORTS / "quantization.json").write_text(json.dumps(quant, indent=2) + "\n")
+    # The report names the base, not this machine's path to it.
     (REPORTS / "training.json").write_text(json.dumps(
-        {k: v for k, v in training.items() if k != "base_config"}, indent=2) + "\n")
+        {k: v for k, v in training.items() if k not in ("base", "base_config")}, indent=2) + "\n")
     return labels
 
 
@@ -130,6 +149,7 @@ def main(argv=None) -> int:
     external = load_external()
     if external is not None:
         results["external"], _ = evaluate_set("external", external, labels, ONNX, TOKENIZER)
+    print_quantization()
     if args.write:
         labels["metrics"] = {k: results[k] for k in ("validation", "test")}
         LABELS.write_text(json.dumps(labels, indent=2) + "\n")

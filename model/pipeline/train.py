@@ -43,10 +43,20 @@ def seed_everything(seed: int) -> None:
 
 
 def load_tokenizer(base: str, max_tokens: int):
-    """The base's fast tokenizer, unpadded, truncating at `max_tokens` (as the service does)."""
+    """The base's fast tokenizer, unpadded, truncating at `max_tokens` (as the service does).
+
+    A checkpoint without `tokenizer.json` (only `vocab.txt`, as some DistilBERT copies ship)
+    gets one converted by transformers: the service needs the single-file form.
+    """
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
+    path = Path(base) / "tokenizer.json"
+    if path.exists():
+        tok = Tokenizer.from_file(str(path))
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(base, use_fast=True).backend_tokenizer
     tok.no_padding()
     tok.enable_truncation(max_length=max_tokens)
     return tok
@@ -174,6 +184,7 @@ def train(args) -> dict:
     tok.save(str(out / "tokenizer.json"))
     summary = {
         "base": args.base,
+        "base_name": args.base_name,
         "base_config": json.loads((Path(args.base) / "config.json").read_text()),
         "seed": args.seed,
         "max_tokens": args.max_tokens,
@@ -205,6 +216,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=SEED)
     args = p.parse_args(argv)
+    args.base_name = Path(args.base).name if args.base else "all-MiniLM-L6-v2"
     args.base = args.base or default_base()
     return args
 

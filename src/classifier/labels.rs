@@ -80,3 +80,38 @@ impl Labels {
         hex.eq_ignore_ascii_case(&self.file.onnx_sha256)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(tags: &str, thresholds: &str, max_tokens: usize) -> String {
+        format!(
+            r#"{{"model_version": "v", "base_encoder": "b", "tags": {tags},
+                "thresholds": {thresholds}, "max_tokens": {max_tokens}, "onnx_sha256": "00"}}"#
+        )
+    }
+
+    fn error_of(json: &str) -> String {
+        Labels::from_json(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn thresholds_follow_the_tag_order_of_the_file() {
+        let json = file(r#"["B", "A"]"#, r#"{"A": 0.3, "B": 0.6}"#, 128);
+        let labels = Labels::from_json(json.as_bytes()).unwrap();
+        assert_eq!(labels.tags, ["B", "A"]);
+        assert_eq!(labels.thresholds, [0.6, 0.3]);
+    }
+
+    #[test]
+    fn bad_label_files_are_refused_with_the_reason() {
+        assert!(error_of("{").contains("not a label file"));
+        assert!(error_of(&file("[]", "{}", 128)).contains("no tags"));
+        assert!(error_of(&file(r#"["A", "A"]"#, r#"{"A": 0.5}"#, 128)).contains("repeated"));
+        assert!(error_of(&file(r#"["A"]"#, r#"{"B": 0.5}"#, 128)).contains("no threshold for"));
+        assert!(error_of(&file(r#"["A"]"#, r#"{"A": 1.0}"#, 128)).contains("not in (0, 1)"));
+        assert!(error_of(&file(r#"["A"]"#, r#"{"A": 0.5, "B": 0.5}"#, 128)).contains("not in tags"));
+        assert!(error_of(&file(r#"["A"]"#, r#"{"A": 0.5}"#, 1)).contains("max_tokens"));
+    }
+}

@@ -94,3 +94,18 @@ pub fn sigmoid(z: f32) -> f32 {
         e / (1.0 + e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sigmoid;
+
+    #[test]
+    fn sigmoid_is_stable_at_the_extremes() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(2.0) - 0.880_797).abs() < 1e-6);
+        assert!((sigmoid(-2.0) - 0.119_203).abs() < 1e-6);
+        assert_eq!(sigmoid(-200.0), 0.0);
+        assert_eq!(sigmoid(200.0), 1.0);
+        assert!(!sigmoid(f32::NEG_INFINITY).is_nan());
+    }
+}
