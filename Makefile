@@ -9,13 +9,14 @@ PY := $(abspath $(VENV))/bin/python
 BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 
-.PHONY: help test test-rust test-python lint venv data model eval tract-tool
+.PHONY: help test test-rust test-python lint venv data model eval tract-tool bench
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
 	@echo "make model   prepare -> train -> export -> quantize -> evaluate, write model/ artifacts"
 	@echo "make eval    print the shipped model's metrics, redraw model/reports/*.png"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
+	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 
 test: lint test-rust test-python
 
@@ -31,6 +32,10 @@ test-python: venv tract-tool
 
 tract-tool:
 	cargo build --release --example tract_tool
+
+# Single messages of 8-64 tokens, a batch of 32, and start-up, on the embedded model.
+bench:
+	cargo bench --bench inference
 
 # The virtual environment is rebuilt whenever the pins change. requirements.txt names what the
 # pipeline uses; constraints.txt pins every transitive package to the versions tested.

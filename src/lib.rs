@@ -1,6 +1,18 @@
 //! tagbeez: tags customer chat messages with behavioural intent.
 //!
-//! `classifier` is the inference core (tokenizer + tract + thresholds); it knows nothing of
-//! HTTP or storage.
+//! - `classifier`: the inference core (tokenizer + tract + thresholds); no HTTP, no storage.
+//! - `conversation`: pure window logic over probability vectors.
+//! - `store`: the `ConversationStore` trait and its implementations.
+//! - `service`: the use cases every adapter shares, with input validation.
+//! - `api`: the axum router (HTTP adapter) and the one error-to-status mapping.
+//! - `lambda`: event dispatch for API Gateway and direct invocation.
+//! - `config`: environment variables, read once.
 
+pub mod api;
 pub mod classifier;
+pub mod cli;
+pub mod config;
+pub mod conversation;
+pub mod lambda;
+pub mod service;
+pub mod store;

@@ -69,6 +69,23 @@ impl Labels {
         })
     }
 
+    /// Each tag's threshold, by name.
+    pub fn thresholds_by_tag(&self) -> BTreeMap<String, f32> {
+        self.tags
+            .iter()
+            .cloned()
+            .zip(self.thresholds.iter().copied())
+            .collect()
+    }
+
+    /// The lowest per-tag threshold: the reference service's single `threshold` field.
+    pub fn lowest_threshold(&self) -> f32 {
+        self.thresholds
+            .iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min)
+    }
+
     /// Whether `onnx` is the file this label set was written for (its SHA-256 matches).
     ///
     /// Checked by the tests and the build rather than at every cold start: hashing the

@@ -1,6 +1,7 @@
 //! The inference core: tokenizer + tract + per-tag thresholds. Synchronous, and free of any
 //! HTTP or storage type, so every adapter (HTTP, direct invoke, CLI) shares it unchanged.
 
+pub mod embedded;
 mod engine;
 mod error;
 mod labels;

@@ -1,0 +1,131 @@
+//! Request and response bodies of the routes (the reference service's field names, plus new
+//! fields; none renamed).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::conversation::{Conversation, Entry, TagScore};
+use crate::service::{ConversationOutcome, MessageResult};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1 to 64 messages.
+    pub messages: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// One result per message, in input order.
+    pub results: Vec<MessageResult>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationRequest {
+    /// 1-128 characters of `[A-Za-z0-9_.:@-]`.
+    pub conversation_id: String,
+    pub message: String,
+}
+
+/// A recent message as evidence for the conversation tag.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Evidence {
+    /// The message's stored snippet (at most `SNIPPET_CHARS` characters, then "...").
+    pub message: String,
+    /// The message's selected tags.
+    pub top: Vec<TagScore>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationResponse {
+    pub conversation_id: String,
+    /// The lowest per-tag threshold (the reference's single threshold).
+    pub threshold: f32,
+    /// The top tag of the window's (weighted) mean, if it clears its threshold.
+    pub conversation_tag: Option<TagScore>,
+    /// The conversation tag before this message.
+    pub previous_tag: Option<TagScore>,
+    /// True when a previous conversation tag existed and the new one differs.
+    pub switched: bool,
+    /// The last two messages of the window.
+    pub evidence: Vec<Evidence>,
+    /// This message's own result.
+    pub message_result: MessageResult,
+    /// Messages now in the window.
+    pub window_size: usize,
+}
+
+impl ConversationResponse {
+    pub fn new(id: &str, outcome: ConversationOutcome) -> Self {
+        let next = outcome.step.next;
+        let skip = next.entries.len().saturating_sub(2);
+        Self {
+            conversation_id: id.to_owned(),
+            threshold: outcome.message.threshold,
+            conversation_tag: next.tag.clone(),
+            previous_tag: outcome.step.previous_tag,
+            switched: outcome.step.switched,
+            evidence: next.entries[skip..]
+                .iter()
+                .map(|e| Evidence {
+                    message: e.snippet.clone(),
+                    top: e.top.clone(),
+                })
+                .collect(),
+            message_result: outcome.message,
+            window_size: next.entries.len(),
+        }
+    }
+}
+
+/// `GET /conversation/{id}`: the stored window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationView {
+    pub conversation_id: String,
+    pub conversation_tag: Option<TagScore>,
+    /// Oldest first.
+    pub window: Vec<Entry>,
+    pub window_size: usize,
+    pub version: u64,
+    pub updated_at: u64,
+    pub expires_at: u64,
+}
+
+impl ConversationView {
+    pub fn new(id: &str, c: Conversation) -> Self {
+        Self {
+            conversation_id: id.to_owned(),
+            conversation_tag: c.tag,
+            window_size: c.entries.len(),
+            window: c.entries,
+            version: c.version,
+            updated_at: c.updated_at,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cleared {
+    pub conversation_id: String,
+    pub cleared: bool,
+}
+
+/// `GET /`: what this service is and serves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceInfo {
+    pub service: String,
+    pub version: String,
+    pub model_version: String,
+    pub base_encoder: String,
+    pub tags: Vec<String>,
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+    pub routes: Vec<String>,
+}

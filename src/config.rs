@@ -1,0 +1,151 @@
+//! Configuration: environment variables, read and validated once at start-up.
+//!
+//! A bad value stops start-up with a message naming the variable: a Lambda that starts with
+//! a silently defaulted setting is worse than one that does not start.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+use crate::conversation::WindowRules;
+
+/// Every setting of the service (the README's configuration table lists them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `HOST`: the local server's listen address.
+    pub host: IpAddr,
+    /// `PORT`: the local server's port.
+    pub port: u16,
+    /// `WINDOW_SIZE`, `WINDOW_DECAY`, `CONVERSATION_TTL_SECONDS`.
+    pub window: WindowRules,
+    /// `MAX_MESSAGE_CHARS`: longer messages are refused with a 400 that names the limit.
+    pub max_message_chars: usize,
+    /// `SNIPPET_CHARS`: characters of each message kept as evidence (0 keeps none).
+    pub snippet_chars: usize,
+    /// `LOG_LEVEL`: tracing filter, e.g. `info` or `tagbeez=debug`.
+    pub log_level: String,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, Error, PartialEq)]
+#[error("invalid {name}={value:?}: {why}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+/// Largest accepted batch (`/classify-batch`).
+pub const MAX_BATCH: usize = 64;
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| vars.get(name).map(|v| (name, v.trim()));
+        let size = parse(
+            get("WINDOW_SIZE"),
+            3usize,
+            |v| (1..=50).contains(v),
+            "1 to 50",
+        )?;
+        let decay = parse(
+            get("WINDOW_DECAY"),
+            1.0f32,
+            |v| *v > 0.0 && *v <= 1.0,
+            "0 < d <= 1",
+        )?;
+        let ttl = parse(
+            get("CONVERSATION_TTL_SECONDS"),
+            86_400u64,
+            |v| *v >= 60,
+            ">= 60",
+        )?;
+        Ok(Self {
+            host: parse(get("HOST"), IpAddr::from([127, 0, 0, 1]), |_| true, "")?,
+            port: parse(get("PORT"), 8080u16, |_| true, "")?,
+            window: WindowRules {
+                size,
+                decay,
+                ttl_seconds: ttl,
+            },
+            max_message_chars: parse(
+                get("MAX_MESSAGE_CHARS"),
+                5_000usize,
+                |v| (1..=100_000).contains(v),
+                "1 to 100000",
+            )?,
+            snippet_chars: parse(get("SNIPPET_CHARS"), 50usize, |v| *v <= 500, "0 to 500")?,
+            log_level: get("LOG_LEVEL").map_or("info".into(), |(_, v)| v.to_owned()),
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    found: Option<(&'static str, &str)>,
+    default: T,
+    valid: impl Fn(&T) -> bool,
+    range: &str,
+) -> Result<T, ConfigError> {
+    let Some((name, raw)) = found else {
+        return Ok(default);
+    };
+    let error = |why: String| ConfigError {
+        name,
+        value: raw.to_owned(),
+        why,
+    };
+    let value: T = raw.parse().map_err(|_| error("not a valid value".into()))?;
+    if valid(&value) {
+        Ok(value)
+    } else {
+        Err(error(format!("must be {range}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = with(&[]).unwrap();
+        assert_eq!((c.host.to_string(), c.port), ("127.0.0.1".into(), 8080));
+        assert_eq!(
+            (c.window.size, c.window.decay, c.window.ttl_seconds),
+            (3, 1.0, 86_400)
+        );
+        assert_eq!((c.max_message_chars, c.snippet_chars), (5_000, 50));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = with(&[("WINDOW_DECAY", "0")]).unwrap_err();
+        assert_eq!(
+            (e.name, e.why.as_str()),
+            ("WINDOW_DECAY", "must be 0 < d <= 1")
+        );
+        assert_eq!(with(&[("PORT", "http")]).unwrap_err().name, "PORT");
+        assert_eq!(
+            with(&[("WINDOW_SIZE", "0")]).unwrap_err().name,
+            "WINDOW_SIZE"
+        );
+        assert_eq!(with(&[("HOST", "localhost:1")]).unwrap_err().name, "HOST");
+        let ok = with(&[("WINDOW_DECAY", "0.5"), ("SNIPPET_CHARS", "0")]).unwrap();
+        assert_eq!((ok.window.decay, ok.snippet_chars), (0.5, 0));
+    }
+}

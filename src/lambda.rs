@@ -1,0 +1,184 @@
+//! Lambda adapter: one handler for every event the function receives.
+//!
+//! API Gateway (REST v1, HTTP API v2, Function URL) events go through `lambda_http`'s own
+//! request conversion into the same axum router as the local server. Any other JSON object is
+//! a direct invocation by another Lambda: `{"operation": ..., ...the route's body fields}`,
+//! answered with the route's JSON body, or `{"error": {"status", "code", "message"}}` as a
+//! normal result (never a function error, so callers need no special error path).
+
+use axum::Router;
+use http::StatusCode;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Service};
+use lambda_runtime::{Context, LambdaEvent};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::types::{BatchResponse, Cleared, ConversationResponse, ConversationView};
+use crate::api::{self, ApiError};
+use crate::service::Tagger;
+
+/// A direct invocation, named by `operation`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "operation", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Operation {
+    ClassifyMessage {
+        message: String,
+    },
+    ClassifyBatch {
+        messages: Vec<String>,
+    },
+    ClassifyConversation {
+        conversation_id: String,
+        message: String,
+    },
+    GetConversation {
+        conversation_id: String,
+    },
+    ClearConversation {
+        conversation_id: String,
+    },
+}
+
+/// Serve events from the Lambda Runtime API until the runtime stops.
+pub async fn run(tagger: Tagger) -> Result<(), lambda_runtime::Error> {
+    let router = api::router(tagger.clone());
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let (router, tagger) = (router.clone(), tagger.clone());
+        async move { Ok::<Value, lambda_runtime::Error>(dispatch(&router, &tagger, event).await) }
+    }))
+    .await
+}
+
+/// The one place that tells an HTTP event from a direct invocation.
+pub async fn dispatch(router: &Router, tagger: &Tagger, event: LambdaEvent<Value>) -> Value {
+    let LambdaEvent { payload, context } = event;
+    if is_http_event(&payload) {
+        return match serde_json::from_value::<LambdaRequest>(payload) {
+            Ok(request) => http_event(router, request, context).await,
+            Err(e) => error_value(&bad_event(format!("not a valid API Gateway event: {e}"))),
+        };
+    }
+    match serde_json::from_value::<Operation>(payload) {
+        Ok(op) => direct(tagger, op).await.unwrap_or_else(|e| error_value(&e)),
+        Err(e) => error_value(&bad_event(format!("not a valid direct invocation: {e}"))),
+    }
+}
+
+/// API Gateway and Function URL events carry `requestContext`; REST v1 also `httpMethod`.
+fn is_http_event(payload: &Value) -> bool {
+    payload.get("requestContext").is_some() || payload.get("httpMethod").is_some()
+}
+
+async fn http_event(router: &Router, request: LambdaRequest, context: Context) -> Value {
+    let mut adapter = Adapter::from(StripStage(router.clone()));
+    match adapter.call(LambdaEvent::new(request, context)).await {
+        Ok(response) => serde_json::to_value(response).unwrap_or_else(|e| {
+            error_value(&ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            ))
+        }),
+        Err(never) => match never {},
+    }
+}
+
+async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
+    let value = match op {
+        Operation::ClassifyMessage { message } => {
+            to_value(tagger.classify_message(&message).await?)
+        }
+        Operation::ClassifyBatch { messages } => to_value(BatchResponse {
+            results: tagger.classify_batch(&messages).await?,
+        }),
+        Operation::ClassifyConversation {
+            conversation_id,
+            message,
+        } => {
+            let outcome = tagger
+                .classify_conversation(&conversation_id, &message)
+                .await?;
+            to_value(ConversationResponse::new(&conversation_id, outcome))
+        }
+        Operation::GetConversation { conversation_id } => {
+            let conversation = tagger.conversation(&conversation_id).await?;
+            to_value(ConversationView::new(&conversation_id, conversation))
+        }
+        Operation::ClearConversation { conversation_id } => {
+            tagger.clear_conversation(&conversation_id).await?;
+            to_value(Cleared {
+                conversation_id,
+                cleared: true,
+            })
+        }
+    };
+    Ok(value)
+}
+
+/// Through JSON text, as the HTTP routes answer: `serde_json::to_value` widens an `f32` to the
+/// nearest `f64` (0.72 -> 0.7200000286102295), while `Json` writes the `f32`'s shortest form.
+fn to_value(body: impl serde::Serialize) -> Value {
+    let text = serde_json::to_string(&body).expect("response bodies serialize");
+    serde_json::from_str(&text).expect("serde_json reads back its own output")
+}
+
+fn bad_event(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message)
+}
+
+fn error_value(err: &ApiError) -> Value {
+    to_value(err.body())
+}
+
+/// Removes an API Gateway stage prefix (`/prod/classify-message` -> `/classify-message`), so
+/// the routes match whether or not the gateway puts the stage in the path.
+#[derive(Clone)]
+struct StripStage(Router);
+
+impl Service<lambda_http::Request> for StripStage {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as Service<lambda_http::Request>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        Service::<lambda_http::Request>::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, mut req: lambda_http::Request) -> Self::Future {
+        if let Some(path) = stripped_path(&req) {
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            if let Ok(uri) = format!("{path}{query}").parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+        self.0.call(req)
+    }
+}
+
+fn stripped_path(req: &lambda_http::Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let stage = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c.stage.clone()?,
+        RequestContext::ApiGatewayV2(c) => c.stage.clone()?,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    };
+    let prefix = format!("/{stage}");
+    let rest = req.uri().path().strip_prefix(&prefix)?;
+    (stage != "$default" && (rest.is_empty() || rest.starts_with('/'))).then(|| {
+        if rest.is_empty() {
+            "/".to_owned()
+        } else {
+            rest.to_owned()
+        }
+    })
+}

@@ -1,0 +1,317 @@
+//! The use cases every adapter shares: classify a message, a batch, a message in a
+//! conversation; read and clear a conversation; report health. Validation lives here so the
+//! HTTP routes and direct invocation refuse the same inputs with the same codes.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+use crate::classifier::{Classifier, ClassifierError, Prediction};
+use crate::config::{Config, MAX_BATCH};
+use crate::conversation::{self, Conversation, Entry, Step, TagScore};
+use crate::store::{ConversationStore, StoreError};
+
+/// Attempts of read -> compute -> conditional write before giving up on a busy conversation.
+const SAVE_ATTEMPTS: u32 = 8;
+
+/// Why a use case failed. `api::error` maps each to one HTTP status, in one place.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// The caller sent something unusable; `code` is a stable machine-readable name.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("conversation {0:?} not found")]
+    ConversationNotFound(String),
+    #[error("conversation store unavailable: {0}")]
+    StoreUnavailable(String),
+    #[error("conversation {0:?} is being written by too many requests at once; retry")]
+    StoreContention(String),
+    #[error("inference failed: {0}")]
+    Inference(#[from] ClassifierError),
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
+/// One message's tags: the reference service's fields plus `thresholds`, `truncated` and
+/// `model_version`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MessageResult {
+    /// The lowest per-tag threshold (the reference service's single threshold field).
+    pub threshold: f32,
+    /// Each tag's own threshold.
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+    /// Tags at or above their threshold, most confident first.
+    pub selected: Vec<TagScore>,
+    /// Every tag with its probability, most confident first.
+    pub all: Vec<TagScore>,
+    /// Whether the message was cut to the model's maximum tokens.
+    pub truncated: bool,
+    pub model_version: String,
+}
+
+/// The outcome of a message within a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationOutcome {
+    pub step: Step,
+    pub message: MessageResult,
+}
+
+/// Whether the service can serve.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Health {
+    pub model_loaded: bool,
+    pub store_reachable: bool,
+    /// `"ok"` or `"degraded"` (the store is down: conversations fail, single messages work).
+    pub status: String,
+}
+
+/// The application: the model, the conversation store and the settings.
+#[derive(Clone)]
+pub struct Tagger {
+    classifier: Arc<Classifier>,
+    store: Arc<dyn ConversationStore>,
+    config: Arc<Config>,
+}
+
+impl Tagger {
+    pub fn new(
+        classifier: Arc<Classifier>,
+        store: Arc<dyn ConversationStore>,
+        config: Config,
+    ) -> Self {
+        Self {
+            classifier,
+            store,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Tag one message.
+    pub async fn classify_message(&self, message: &str) -> Result<MessageResult, ServiceError> {
+        let message = self.valid_message(message, "message")?;
+        Ok(self.result_of(&self.predict(vec![message]).await?.remove(0)))
+    }
+
+    /// Tag up to `MAX_BATCH` messages in one padded inference; results in input order.
+    pub async fn classify_batch(
+        &self,
+        messages: &[String],
+    ) -> Result<Vec<MessageResult>, ServiceError> {
+        if messages.is_empty() {
+            return Err(invalid(
+                "empty_batch",
+                "messages must hold at least one message",
+            ));
+        }
+        if messages.len() > MAX_BATCH {
+            return Err(invalid(
+                "batch_too_large",
+                format!(
+                    "messages holds {} messages; the limit is {MAX_BATCH}",
+                    messages.len()
+                ),
+            ));
+        }
+        let checked = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.valid_message(m, &format!("messages[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .predict(checked)
+            .await?
+            .iter()
+            .map(|p| self.result_of(p))
+            .collect())
+    }
+
+    /// Tag a message and fold it into its conversation's window.
+    pub async fn classify_conversation(
+        &self,
+        id: &str,
+        message: &str,
+    ) -> Result<ConversationOutcome, ServiceError> {
+        valid_conversation_id(id)?;
+        let message = self.valid_message(message, "message")?;
+        let snippet = conversation::snippet(&message, self.config.snippet_chars);
+        let prediction = self.predict(vec![message]).await?.remove(0);
+        let result = self.result_of(&prediction);
+        let entry = Entry {
+            probabilities: prediction.probabilities,
+            top: result.selected.clone(),
+            snippet,
+            at: now(),
+        };
+        let step = self.fold_into_window(id, entry).await?;
+        Ok(ConversationOutcome {
+            step,
+            message: result,
+        })
+    }
+
+    /// The stored window, if the conversation is live.
+    pub async fn conversation(&self, id: &str) -> Result<Conversation, ServiceError> {
+        valid_conversation_id(id)?;
+        self.store
+            .load(id, now())
+            .await
+            .map_err(store_error(id))?
+            .ok_or_else(|| ServiceError::ConversationNotFound(id.to_owned()))
+    }
+
+    /// Forget a conversation.
+    pub async fn clear_conversation(&self, id: &str) -> Result<(), ServiceError> {
+        valid_conversation_id(id)?;
+        match self
+            .store
+            .delete(id, now())
+            .await
+            .map_err(store_error(id))?
+        {
+            true => Ok(()),
+            false => Err(ServiceError::ConversationNotFound(id.to_owned())),
+        }
+    }
+
+    pub async fn health(&self) -> Health {
+        let store_reachable = self.store.ping().await.is_ok();
+        Health {
+            model_loaded: true,
+            store_reachable,
+            status: if store_reachable { "ok" } else { "degraded" }.into(),
+        }
+    }
+
+    /// Read -> compute -> conditional write, retried with jittered backoff when another
+    /// writer got there first, so no concurrent message is lost from the window and
+    /// `switched` is computed against the window the write actually replaced.
+    async fn fold_into_window(&self, id: &str, entry: Entry) -> Result<Step, ServiceError> {
+        let labels = self.classifier.labels();
+        for attempt in 0..SAVE_ATTEMPTS {
+            let now = entry.at;
+            let current = self.store.load(id, now).await.map_err(store_error(id))?;
+            let step = conversation::advance(
+                current.as_ref(),
+                entry.clone(),
+                &self.config.window,
+                &labels.tags,
+                &labels.thresholds,
+            );
+            let expected = current.as_ref().map(|c| c.version);
+            match self.store.save(id, &step.next, expected, now).await {
+                Ok(()) => return Ok(step),
+                Err(StoreError::Conflict) => tokio::time::sleep(backoff(attempt)).await,
+                Err(e) => return Err(store_error(id)(e)),
+            }
+        }
+        Err(ServiceError::StoreContention(id.to_owned()))
+    }
+
+    async fn predict(&self, messages: Vec<String>) -> Result<Vec<Prediction>, ServiceError> {
+        let classifier = Arc::clone(&self.classifier);
+        // tract is CPU-bound and synchronous: keep it off the async workers.
+        let predictions = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+            classifier.classify_batch(&refs)
+        })
+        .await
+        .map_err(|e| ClassifierError::Engine(format!("inference task failed: {e}")))??;
+        Ok(predictions)
+    }
+
+    fn result_of(&self, prediction: &Prediction) -> MessageResult {
+        let labels = self.classifier.labels();
+        let score = |i: usize| TagScore {
+            tag: labels.tags[i].clone(),
+            confidence: prediction.probabilities[i],
+        };
+        let mut all: Vec<TagScore> = (0..labels.tags.len()).map(score).collect();
+        all.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        MessageResult {
+            threshold: labels.lowest_threshold(),
+            thresholds: labels.thresholds_by_tag(),
+            selected: self
+                .classifier
+                .selected(prediction)
+                .into_iter()
+                .map(score)
+                .collect(),
+            all,
+            truncated: prediction.truncated,
+            model_version: labels.file.model_version.clone(),
+        }
+    }
+
+    fn valid_message(&self, message: &str, field: &str) -> Result<String, ServiceError> {
+        let trimmed = message.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("empty_message", format!("{field} is empty")));
+        }
+        let chars = trimmed.chars().count();
+        if chars > self.config.max_message_chars {
+            return Err(invalid(
+                "message_too_long",
+                format!(
+                    "{field} has {chars} characters; the limit is {}",
+                    self.config.max_message_chars
+                ),
+            ));
+        }
+        Ok(trimmed.to_owned())
+    }
+}
+
+/// Conversation ids: 1-128 characters of `[A-Za-z0-9_.:@-]` (safe as a DynamoDB key, a URL
+/// path segment and a log field).
+pub fn valid_conversation_id(id: &str) -> Result<(), ServiceError> {
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_conversation_id",
+            "conversation_id must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':', '@', '-'",
+        ))
+    }
+}
+
+fn store_error(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {
+    move |e| match e {
+        StoreError::Conflict => ServiceError::StoreContention(id.to_owned()),
+        StoreError::Unavailable(why) => ServiceError::StoreUnavailable(why),
+    }
+}
+
+/// Exponential backoff with full jitter: 0..(5 ms * 2^attempt), capped at 200 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = (5u64 << attempt.min(6)).min(200);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Duration::from_millis(u64::from(nanos) % (cap + 1))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
