@@ -9,13 +9,14 @@ PY := $(abspath $(VENV))/bin/python
 BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 
-.PHONY: help test test-rust test-python lint venv data model eval tract-tool bench
+.PHONY: help test test-rust test-python lint venv data model eval tract-tool moto dynamodb-local bench
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
 	@echo "make model   prepare -> train -> export -> quantize -> evaluate, write model/ artifacts"
 	@echo "make eval    print the shipped model's metrics, redraw model/reports/*.png"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
+	@echo "make dynamodb-local   a local DynamoDB-compatible server with the conversation table"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 
 test: lint test-rust test-python
@@ -24,8 +25,16 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 
-test-rust:
+# The DynamoDB tests start moto's server (PyPI) on loopback; install it first, project-locally.
+test-rust: moto
 	cargo test --release
+
+moto:
+	scripts/install-moto.sh
+
+# A local DynamoDB-compatible server with the conversation table (see the README).
+dynamodb-local:
+	scripts/dynamodb-local.sh
 
 test-python: venv tract-tool
 	cd model && $(PY) -m pytest -q tests

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::conversation::WindowRules;
+use crate::store::DynamoSettings;
 
 /// Every setting of the service (the README's configuration table lists them).
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,9 @@ pub struct Config {
     pub snippet_chars: usize,
     /// `LOG_LEVEL`: tracing filter, e.g. `info` or `tagbeez=debug`.
     pub log_level: String,
+    /// `TABLE_NAME` (+ `DYNAMODB_ENDPOINT`, `DYNAMODB_CONNECT_TIMEOUT_MS`,
+    /// `DYNAMODB_OPERATION_TIMEOUT_MS`): conversations in DynamoDB; `None` keeps them in memory.
+    pub dynamodb: Option<DynamoSettings>,
 }
 
 /// A setting that could not be used.
@@ -82,8 +87,24 @@ impl Config {
             )?,
             snippet_chars: parse(get("SNIPPET_CHARS"), 50usize, |v| *v <= 500, "0 to 500")?,
             log_level: get("LOG_LEVEL").map_or("info".into(), |(_, v)| v.to_owned()),
+            dynamodb: match get("TABLE_NAME").filter(|(_, v)| !v.is_empty()) {
+                None => None,
+                Some((_, table)) => Some(DynamoSettings {
+                    table: table.to_owned(),
+                    endpoint: get("DYNAMODB_ENDPOINT")
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(_, v)| v.to_owned()),
+                    connect_timeout: millis(get("DYNAMODB_CONNECT_TIMEOUT_MS"), 1_000)?,
+                    operation_timeout: millis(get("DYNAMODB_OPERATION_TIMEOUT_MS"), 3_000)?,
+                }),
+            },
         })
     }
+}
+
+fn millis(found: Option<(&'static str, &str)>, default: u64) -> Result<Duration, ConfigError> {
+    parse(found, default, |v| (10..=60_000).contains(v), "10 to 60000 (milliseconds)")
+        .map(Duration::from_millis)
 }
 
 fn parse<T: std::str::FromStr>(
@@ -147,5 +168,22 @@ mod tests {
         assert_eq!(with(&[("HOST", "localhost:1")]).unwrap_err().name, "HOST");
         let ok = with(&[("WINDOW_DECAY", "0.5"), ("SNIPPET_CHARS", "0")]).unwrap();
         assert_eq!((ok.window.decay, ok.snippet_chars), (0.5, 0));
+        let e = with(&[("TABLE_NAME", "t"), ("DYNAMODB_OPERATION_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(e.name, "DYNAMODB_OPERATION_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn table_name_selects_dynamodb_with_timeouts() {
+        assert_eq!(with(&[]).unwrap().dynamodb, None);
+        let d = with(&[("TABLE_NAME", "conv"), ("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")])
+            .unwrap()
+            .dynamodb
+            .unwrap();
+        assert_eq!(d.table, "conv");
+        assert_eq!(d.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(
+            (d.connect_timeout, d.operation_timeout),
+            (Duration::from_secs(1), Duration::from_secs(3))
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tagbeez::classifier::{embedded, Classifier};
 use tagbeez::config::Config;
 use tagbeez::service::Tagger;
-use tagbeez::store::MemoryStore;
+use tagbeez::store::{ConversationStore, DynamoStore, MemoryStore};
 use tagbeez::{api, cli, lambda};
 
 #[tokio::main]
@@ -25,7 +25,11 @@ async fn main() -> ExitCode {
         Ok(c) => Arc::new(c),
         Err(e) => return fail(&format!("model: {e}")),
     };
-    let tagger = Tagger::new(classifier, Arc::new(MemoryStore::new()), config.clone());
+    let store: Arc<dyn ConversationStore> = match &config.dynamodb {
+        Some(settings) => Arc::new(DynamoStore::connect(settings).await),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let tagger = Tagger::new(classifier, store, config.clone());
     let result = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         lambda::run(tagger).await.map_err(|e| e.to_string())
     } else {

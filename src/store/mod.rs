@@ -1,11 +1,13 @@
 //! Where conversation windows live. The service sees only this trait: the in-memory store
 //! serves local runs and tests, DynamoDB (issue 4) serves Lambda.
 
+mod dynamo;
 mod memory;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use dynamo::{DynamoSettings, DynamoStore};
 pub use memory::MemoryStore;
 
 use crate::conversation::Conversation;

@@ -1,0 +1,207 @@
+//! The DynamoDB store: one item per conversation, optimistic concurrency on `version`, TTL on
+//! `expires_at`.
+//!
+//! Item: `conversation_id` (S, partition key), `window` (S: the entries as JSON; the service
+//! reads and writes the window whole, so one attribute keeps the item one read and one
+//! write), `tag` (S, JSON, absent when none), `version`, `updated_at`, `expires_at` (N, epoch
+//! seconds; the table's TTL attribute). No full message text is ever stored: entries hold
+//! only the configured snippet.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use super::{ConversationStore, StoreError};
+use crate::conversation::Conversation;
+
+/// Key of the item `/health` reads: a cheap GetItem the function's policy already allows.
+const HEALTH_KEY: &str = "__tagbeez_health__";
+
+/// How to reach the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamoSettings {
+    pub table: String,
+    /// `DYNAMODB_ENDPOINT`: a local DynamoDB-compatible server; `None` for AWS.
+    pub endpoint: Option<String>,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+}
+
+/// Conversations in a DynamoDB table. Build once at start-up and share: the client holds the
+/// connection pool.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub async fn connect(settings: &DynamoSettings) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::standard())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            loader = loader.endpoint_url(endpoint);
+            if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+                // A local server ignores the region, but the SDK needs one to sign.
+                loader = loader.region(aws_config::Region::new("us-east-1"));
+            }
+        }
+        Self {
+            client: Client::new(&loader.load().await),
+            table: settings.table.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl ConversationStore for DynamoStore {
+    async fn load(&self, id: &str, now: u64) -> Result<Option<Conversation>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("conversation_id", AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.item() {
+            Some(item) => Ok(Some(from_item(item)?).filter(|c| c.is_live(now))),
+            None => Ok(None),
+        }
+    }
+
+    async fn save(
+        &self,
+        id: &str,
+        next: &Conversation,
+        expected: Option<u64>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(id, next)?))
+            .expression_attribute_values(":now", number(now));
+        // An expired item counts as absent: it may be replaced by a fresh conversation.
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(conversation_id) OR expires_at <= :now"),
+            Some(v) => put
+                .condition_expression("version = :expected AND expires_at > :now")
+                .expression_attribute_values(":expected", number(v)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("conversation_id", AttributeValue::S(id.to_owned()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.attributes() {
+            Some(item) => Ok(from_item(item)?.is_live(now)),
+            None => Ok(false),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("conversation_id", AttributeValue::S(HEALTH_KEY.into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn to_item(id: &str, c: &Conversation) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item = HashMap::from([
+        ("conversation_id".to_owned(), AttributeValue::S(id.to_owned())),
+        ("window".to_owned(), AttributeValue::S(json(&c.entries)?)),
+        ("version".to_owned(), number(c.version)),
+        ("updated_at".to_owned(), number(c.updated_at)),
+        ("expires_at".to_owned(), number(c.expires_at)),
+    ]);
+    if let Some(tag) = &c.tag {
+        item.insert("tag".to_owned(), AttributeValue::S(json(tag)?));
+    }
+    Ok(item)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unavailable(format!("encode: {e}")))
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Conversation, StoreError> {
+    let bad = |what: &str| StoreError::Unavailable(format!("stored conversation has a bad {what}"));
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+    let num = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| bad(k))
+    };
+    Ok(Conversation {
+        entries: serde_json::from_str(text("window").ok_or_else(|| bad("window"))?)
+            .map_err(|_| bad("window"))?,
+        tag: text("tag")
+            .map(|t| serde_json::from_str(t))
+            .transpose()
+            .map_err(|_| bad("tag"))?,
+        version: num("version")?,
+        updated_at: num("updated_at")?,
+        expires_at: num("expires_at")?,
+    })
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+    // `{:#}`-style chains: the SDK's top-level message ("dispatch failure") alone says little.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    StoreError::Unavailable(message)
+}
