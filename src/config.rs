@@ -51,6 +51,16 @@ impl Config {
         Self::from_vars(std::env::vars().collect())
     }
 
+    /// From name/value pairs, as tests and embedders set them.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| vars.get(name).map(|v| (name, v.trim()));
         let size = parse(
@@ -103,8 +113,13 @@ impl Config {
 }
 
 fn millis(found: Option<(&'static str, &str)>, default: u64) -> Result<Duration, ConfigError> {
-    parse(found, default, |v| (10..=60_000).contains(v), "10 to 60000 (milliseconds)")
-        .map(Duration::from_millis)
+    parse(
+        found,
+        default,
+        |v| (10..=60_000).contains(v),
+        "10 to 60000 (milliseconds)",
+    )
+    .map(Duration::from_millis)
 }
 
 fn parse<T: std::str::FromStr>(
@@ -134,12 +149,7 @@ mod tests {
     use super::*;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_vars(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Config::from_pairs(pairs)
     }
 
     #[test]
@@ -175,10 +185,13 @@ mod tests {
     #[test]
     fn table_name_selects_dynamodb_with_timeouts() {
         assert_eq!(with(&[]).unwrap().dynamodb, None);
-        let d = with(&[("TABLE_NAME", "conv"), ("DYNAMODB_ENDPOINT", "http://127.0.0.1:9")])
-            .unwrap()
-            .dynamodb
-            .unwrap();
+        let d = with(&[
+            ("TABLE_NAME", "conv"),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:9"),
+        ])
+        .unwrap()
+        .dynamodb
+        .unwrap();
         assert_eq!(d.table, "conv");
         assert_eq!(d.endpoint.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(

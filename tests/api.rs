@@ -3,7 +3,7 @@
 //! every refusal as a JSON error with its status and code, the reference system's
 //! conversation demo, a panicking handler, and a failing or contended store.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -35,11 +35,7 @@ const FIRST_TIME: &str = "Hi, I'm new to your website. What products do you sell
 // ---------------------------------------------------------------------------------------
 
 fn config(vars: &[(&str, &str)]) -> Config {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_vars(vars).expect("a valid test configuration")
+    Config::from_pairs(vars).expect("a valid test configuration")
 }
 
 fn app_over(store: Arc<dyn ConversationStore>, vars: &[(&str, &str)]) -> Router {
@@ -1586,7 +1582,7 @@ async fn a_conversation_that_never_stops_changing_is_503_store_contention() {
     assert_eq!(reply.headers.get(RETRY_AFTER).unwrap(), "1");
     assert_eq!(
         *store.saves.lock().unwrap(),
-        8,
+        tagbeez::service::SAVE_ATTEMPTS,
         "every attempt tried to write"
     );
 }

@@ -59,7 +59,9 @@ impl DynamoStore {
             );
         if let Some(endpoint) = &settings.endpoint {
             loader = loader.endpoint_url(endpoint);
-            if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
                 // A local server ignores the region, but the SDK needs one to sign.
                 loader = loader.region(aws_config::Region::new("us-east-1"));
             }
@@ -104,7 +106,9 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_values(":now", number(now));
         // An expired item counts as absent: it may be replaced by a fresh conversation.
         put = match expected {
-            None => put.condition_expression("attribute_not_exists(conversation_id) OR expires_at <= :now"),
+            None => put.condition_expression(
+                "attribute_not_exists(conversation_id) OR expires_at <= :now",
+            ),
             Some(v) => put
                 .condition_expression("version = :expected AND expires_at > :now")
                 .expression_attribute_values(":expected", number(v)),
@@ -150,7 +154,10 @@ fn number(n: u64) -> AttributeValue {
 
 fn to_item(id: &str, c: &Conversation) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let mut item = HashMap::from([
-        ("conversation_id".to_owned(), AttributeValue::S(id.to_owned())),
+        (
+            "conversation_id".to_owned(),
+            AttributeValue::S(id.to_owned()),
+        ),
         ("window".to_owned(), AttributeValue::S(json(&c.entries)?)),
         ("version".to_owned(), number(c.version)),
         ("updated_at".to_owned(), number(c.updated_at)),
@@ -194,7 +201,9 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool 
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
     // `{:#}`-style chains: the SDK's top-level message ("dispatch failure") alone says little.
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);

@@ -1,0 +1,436 @@
+//! A DynamoDB-compatible server for tests: moto (installed project-locally into .tools/moto
+//! by scripts/install-moto.sh) on a free loopback port, one server per `Moto` value, killed
+//! when it is dropped. Use from a test file with
+//! `#[path = "support/dynamodb.rs"] mod dynamodb;`.
+//!
+//! Only 127.0.0.1 is ever contacted; every wait is bounded.
+
+#![allow(dead_code)] // each test file uses the part it needs
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use tagbeez::store::{DynamoSettings, DynamoStore};
+
+/// The region every test client signs for (a local server ignores it).
+pub const REGION: &str = "us-east-1";
+/// The static test credentials (a local server accepts any).
+pub const ACCESS_KEY: &str = "test";
+/// How long a server may take to answer `GET /moto-api/` after it is started.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+/// A server outlives its test process by at most this long (see `spawn`).
+const MAX_LIFETIME_SECONDS: u32 = 600;
+
+/// The environment a child `tagbeez` process needs to reach a local server: static test
+/// credentials, a region, and no instance-metadata lookups (never leave the loopback).
+pub const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+    ("AWS_SECRET_ACCESS_KEY", ACCESS_KEY),
+    ("AWS_REGION", REGION),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// One moto server on 127.0.0.1.
+pub struct Moto {
+    port: u16,
+    child: Option<Child>,
+    /// Tables created through `create_table`, re-created by `restart` (moto keeps everything
+    /// in memory: a restarted server starts empty).
+    tables: Vec<String>,
+}
+
+impl Moto {
+    /// Install moto if needed, start it on a free loopback port and wait until it answers.
+    pub fn start() -> Self {
+        install();
+        use_test_credentials();
+        let mut moto = Self {
+            port: free_port(),
+            child: None,
+            tables: Vec::new(),
+        };
+        moto.spawn();
+        moto
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`: `DYNAMODB_ENDPOINT` for this server.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A client of this server, configured as the SAM template's function would be but with
+    /// the endpoint, region and static credentials set explicitly.
+    pub fn client(&self) -> Client {
+        client_for(&self.endpoint())
+    }
+
+    /// The table as template.yaml declares it: on-demand, partition key `conversation_id`
+    /// (S), TTL enabled on `expires_at`.
+    pub async fn create_table(&mut self, name: &str) {
+        create_table(&self.client(), name).await;
+        if !self.tables.iter().any(|t| t == name) {
+            self.tables.push(name.to_owned());
+        }
+    }
+
+    /// `DynamoStore::connect` on `table` of this server with the given timeouts.
+    pub async fn store(
+        &self,
+        table: &str,
+        connect_timeout: Duration,
+        operation_timeout: Duration,
+    ) -> DynamoStore {
+        DynamoStore::connect(&settings(
+            table,
+            &self.endpoint(),
+            connect_timeout,
+            operation_timeout,
+        ))
+        .await
+    }
+
+    /// Kill the server (SIGKILL: a crash, not a shutdown) and wait for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stop, start again on the same port, and re-create the tables (empty).
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+        let client = self.client();
+        for table in self.tables.clone() {
+            create_table(&client, &table).await;
+        }
+    }
+
+    /// Start `moto_server -H 127.0.0.1 -p PORT` and wait until `GET /moto-api/` answers.
+    ///
+    /// moto's own entry point is run by the venv's python under a watchdog thread that exits
+    /// the server when its stdin (a pipe from this process) closes, so a test process that
+    /// dies without running `Drop` does not leave a server behind; `MAX_LIFETIME_SECONDS`
+    /// bounds its life regardless.
+    fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let script = format!(
+            "import os, sys, threading, time\n\
+             def watch():\n\
+             \x20   deadline = time.monotonic() + {MAX_LIFETIME_SECONDS}\n\
+             \x20   threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
+             \x20   while time.monotonic() < deadline:\n\
+             \x20       time.sleep(1)\n\
+             \x20   os._exit(0)\n\
+             threading.Thread(target=watch, daemon=True).start()\n\
+             from moto.server import main\n\
+             sys.exit(main(['-H', '127.0.0.1', '-p', '{port}']))\n"
+        );
+        let child = Command::new(tools_dir().join("moto/bin/python"))
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < READY_WITHIN {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("moto on port {port} exited at start: {status}");
+            }
+            if http_status(self.port, "/moto-api/") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop();
+        panic!("moto on port {port} did not answer within {READY_WITHIN:?}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The settings `TABLE_NAME`/`DYNAMODB_ENDPOINT`/`DYNAMODB_*_TIMEOUT_MS` would give.
+pub fn settings(
+    table: &str,
+    endpoint: &str,
+    connect_timeout: Duration,
+    operation_timeout: Duration,
+) -> DynamoSettings {
+    DynamoSettings {
+        table: table.to_owned(),
+        endpoint: Some(endpoint.to_owned()),
+        connect_timeout,
+        operation_timeout,
+    }
+}
+
+/// A client of a local endpoint: region `us-east-1`, static test credentials, rustls/ring
+/// (the store's own HTTP stack; plain `http://` endpoints need no TLS).
+pub fn client_for(endpoint: &str) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            ACCESS_KEY,
+            None,
+            None,
+            "tagbeez-tests",
+        ))
+        .build();
+    Client::from_conf(config)
+}
+
+/// CreateTable + UpdateTimeToLive, as template.yaml declares the table.
+pub async fn create_table(client: &Client, name: &str) {
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("conversation_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("conversation_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
+    let status = created.table_description().and_then(|t| t.table_status());
+    assert_eq!(status, Some(&TableStatus::Active), "table {name}");
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("UpdateTimeToLive {name}: {e:?}"));
+}
+
+/// A loopback port nothing listens on right now (bind port 0, read it, close).
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A loopback TCP server that accepts connections and never answers, for `lifetime` at most
+/// (the accept loop polls; every accepted connection is held open until then).
+pub struct BlackHole {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl BlackHole {
+    pub fn start(lifetime: Duration) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a loopback port");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let until = Instant::now() + lifetime;
+            let mut held = Vec::new();
+            while Instant::now() < until && !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((socket, _)) => held.push(socket),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            held.len()
+        });
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop accepting, close every held connection; how many connections were accepted.
+    pub fn close(mut self) -> usize {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map_or(0, |t| t.join().unwrap_or_default())
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Set the static test credentials and region in this process's environment, once, before
+/// any client is built: `DynamoStore::connect` reads them through aws-config's default
+/// chain. Instance metadata is disabled so the chain never looks beyond the loopback.
+pub fn use_test_credentials() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (name, value) in AWS_ENV {
+            std::env::set_var(name, value);
+        }
+        std::env::remove_var("AWS_SESSION_TOKEN");
+        std::env::remove_var("AWS_PROFILE");
+    });
+}
+
+/// Run scripts/install-moto.sh if .tools/moto/bin/moto_server is missing (once per process).
+fn install() {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if tools_dir().join("moto/bin/moto_server").exists() {
+        return;
+    }
+    let script = crate_dir().join("scripts/install-moto.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .expect("scripts/install-moto.sh runs");
+    assert!(status.success(), "{} failed: {status}", script.display());
+}
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tools_dir() -> PathBuf {
+    crate_dir().join(".tools")
+}
+
+/// A minimal blocking HTTP/1.1 exchange with 127.0.0.1:`port`, `Connection: close`.
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Send one request and read the whole reply; `None` if nothing answered (connection refused,
+/// reset, or no complete reply within `timeout`).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Option<HttpReply> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (head, rest) = raw.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_owned()
+    };
+    Some(HttpReply {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    http(port, "GET", path, None, Duration::from_secs(1)).map(|r| r.status)
+}
+
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, tail) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(tail.get(..size)?);
+        rest = tail.get(size + 2..)?;
+    }
+}
