@@ -100,10 +100,6 @@ impl Tagger {
         &self.classifier
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Tag one message.
     pub async fn classify_message(&self, message: &str) -> Result<MessageResult, ServiceError> {
         let message = self.valid_message(message, "message")?;

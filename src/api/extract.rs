@@ -46,7 +46,7 @@ fn too_large() -> ApiError {
 }
 
 /// Parse a JSON object, telling malformed JSON apart from well-formed JSON of the wrong shape.
-pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let value: T = serde_json::from_slice(bytes).map_err(|e| {
         let (code, what) = match e.classify() {
             serde_json::error::Category::Data => ("invalid_request", "invalid request"),

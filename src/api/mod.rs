@@ -18,7 +18,6 @@ use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
-pub use extract::parse;
 use extract::JsonBody;
 use types::*;
 

@@ -10,7 +10,6 @@ use super::ClassifierError;
 #[derive(Debug, Clone)]
 pub struct TextEncoder {
     tokenizer: Tokenizer,
-    max_tokens: usize,
 }
 
 /// One batch ready for the engine, and which messages lost tokens to truncation.
@@ -31,14 +30,7 @@ impl TextEncoder {
                 ..TruncationParams::default()
             }))
             .map_err(tokenizer_error)?;
-        Ok(Self {
-            tokenizer,
-            max_tokens,
-        })
-    }
-
-    pub fn max_tokens(&self) -> usize {
-        self.max_tokens
+        Ok(Self { tokenizer })
     }
 
     /// Encode messages and pad them to the longest one (no padding for a single message).
