@@ -9,7 +9,7 @@ PY := $(abspath $(VENV))/bin/python
 BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 
-.PHONY: help test test-rust test-python lint venv data model eval tract-tool moto dynamodb-local bench
+.PHONY: help test test-rust test-python lint venv data model eval tract-tool moto dynamodb-local bench build build-x86 lambda-tools
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -17,6 +17,7 @@ help:
 	@echo "make eval    print the shipped model's metrics, redraw model/reports/*.png"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
 	@echo "make dynamodb-local   a local DynamoDB-compatible server with the conversation table"
+	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 
 test: lint test-rust test-python
@@ -31,6 +32,24 @@ test-rust: moto
 
 moto:
 	scripts/install-moto.sh
+
+# The Lambda packages: bootstrap + zip, arm64 (Graviton) by default, x86_64 in its own folder
+# (cargo-lambda otherwise writes both to target/lambda/tagbeez/). zig, from cargo-lambda's
+# PyPI package, cross-links ring for arm64 without a C cross toolchain. HOME must stay the
+# same between builds: zig's cache lives there.
+LAMBDA := PATH="$(abspath .tools/lambda/bin):$$PATH" cargo lambda build --release
+build: lambda-tools
+	$(LAMBDA) --arm64
+	$(LAMBDA) --arm64 --output-format zip
+	@ls -l target/lambda/tagbeez/bootstrap target/lambda/tagbeez/bootstrap.zip
+
+build-x86: lambda-tools
+	$(LAMBDA) --x86-64 --lambda-dir target/lambda-x86_64
+	$(LAMBDA) --x86-64 --lambda-dir target/lambda-x86_64 --output-format zip
+	@ls -l target/lambda-x86_64/tagbeez/bootstrap target/lambda-x86_64/tagbeez/bootstrap.zip
+
+lambda-tools:
+	scripts/install-lambda-tools.sh
 
 # A local DynamoDB-compatible server with the conversation table (see the README).
 dynamodb-local:
