@@ -124,6 +124,11 @@ impl Moto {
 
     /// Start `moto_server -H 127.0.0.1 -p PORT` and wait until `GET /moto-api/` answers.
     ///
+    /// moto's threaded server checks a PutItem's condition and writes the item without a lock,
+    /// so two concurrent conditional writes can both succeed (seen here: "version 171
+    /// returned twice" in 1 of ~6 runs of the 8x25 test), which real DynamoDB never allows.
+    /// The script makes moto's PutItem and DeleteItem atomic, as DynamoDB's are.
+    ///
     /// moto's own entry point is run by the venv's python under a watchdog thread that exits
     /// the server when its stdin (a pipe from this process) closes, so a test process that
     /// dies without running `Drop` does not leave a server behind; `MAX_LIFETIME_SECONDS`
@@ -139,6 +144,15 @@ impl Moto {
              \x20       time.sleep(1)\n\
              \x20   os._exit(0)\n\
              threading.Thread(target=watch, daemon=True).start()\n\
+             from moto.dynamodb.models import DynamoDBBackend\n\
+             lock = threading.Lock()\n\
+             def atomic(f):\n\
+             \x20   def g(*a, **k):\n\
+             \x20       with lock:\n\
+             \x20           return f(*a, **k)\n\
+             \x20   return g\n\
+             DynamoDBBackend.put_item = atomic(DynamoDBBackend.put_item)\n\
+             DynamoDBBackend.delete_item = atomic(DynamoDBBackend.delete_item)\n\
              from moto.server import main\n\
              sys.exit(main(['-H', '127.0.0.1', '-p', '{port}']))\n"
         );
