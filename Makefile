@@ -9,7 +9,8 @@ PY := $(abspath $(VENV))/bin/python
 BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 
-.PHONY: help test test-rust test-python lint venv data model eval tract-tool moto dynamodb-local bench build build-x86 lambda-tools
+.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval tract-tool moto \
+	dynamodb-local bench build build-x86 lambda-tools sam-build
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -18,17 +19,32 @@ help:
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
 	@echo "make dynamodb-local   a local DynamoDB-compatible server with the conversation table"
 	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
+	@echo "make e2e     both bootstraps end to end: arm64 under qemu, x86_64 natively, plus cold start"
+	@echo "make test-deploy   lint template.yaml, sam build (no Docker), CDK tests and synth"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 
-test: lint test-rust test-python
+test: lint test-rust test-python test-deploy e2e
+
+# Tests, clippy and the tract tool use the `local` profile: release optimisation without the
+# shipped binary's LTO (Cargo.toml says why). The shipped bootstrap is tested by `e2e`.
+TEST_PROFILE := --profile local
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy $(TEST_PROFILE) --all-targets -- -D warnings
 
 # The DynamoDB tests start moto's server (PyPI) on loopback; install it first, project-locally.
 test-rust: moto
-	cargo test --release
+	cargo test $(TEST_PROFILE)
+
+# The shipped binaries, end to end (tests/bootstrap_e2e.rs): the arm64 bootstrap under
+# qemu-user, the x86_64 one natively, against cargo-lambda's Runtime API and moto; then the
+# x86_64 cold start (median of 7). --nocapture prints the measurements.
+e2e: build build-x86 moto e2e-tools
+	cargo test $(TEST_PROFILE) --test bootstrap_e2e -- --ignored --nocapture --test-threads=1
+
+e2e-tools:
+	scripts/install-e2e-tools.sh
 
 moto:
 	scripts/install-moto.sh
@@ -51,6 +67,22 @@ build-x86: lambda-tools
 lambda-tools:
 	scripts/install-lambda-tools.sh
 
+# Deployment files: lint template.yaml offline (cfn-lint, sam validate --lint); `sam build` the
+# way a deployer runs it (cargo-lambda on the host, no Docker; it reuses `make build`'s target/,
+# and must package the very bootstrap `make e2e` tests); the CDK construct's tests and a synth.
+SAM := PATH="$(abspath .tools/lambda/bin):$$PATH" SAM_CLI_TELEMETRY=0 $(abspath .tools/aws/bin/sam)
+test-deploy: build
+	scripts/check-sam.sh
+	$(SAM) build
+	cmp .aws-sam/build/TagbeezFunction/bootstrap target/lambda/tagbeez/bootstrap
+	cd infra && npm ci --no-audit --no-fund --loglevel=error && npm test
+	cd infra && npx cdk synth --no-notices --quiet
+
+# `sam build` with the project-local SAM CLI and cargo-lambda; then `.tools/aws/bin/sam deploy`.
+sam-build: lambda-tools
+	scripts/install-aws-tools.sh
+	$(SAM) build
+
 # A local DynamoDB-compatible server with the conversation table (see the README).
 dynamodb-local:
 	scripts/dynamodb-local.sh
@@ -59,9 +91,10 @@ test-python: venv tract-tool
 	cd model && $(PY) -m pytest -q tests
 
 tract-tool:
-	cargo build --release --example tract_tool
+	cargo build $(TEST_PROFILE) --example tract_tool
 
-# Single messages of 8-64 tokens, a batch of 32, and start-up, on the embedded model.
+# Single messages of 8-64 tokens, a batch of 32, and start-up, on the embedded model, built as
+# shipped (the `release` profile, with LTO).
 bench:
 	cargo bench --bench inference
 

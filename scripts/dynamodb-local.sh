@@ -4,7 +4,7 @@
 #   make dynamodb-local          # serves http://127.0.0.1:${DYNAMODB_LOCAL_PORT:-8000}
 # then, in another shell:
 #   TABLE_NAME=tagbeez-conversations DYNAMODB_ENDPOINT=http://127.0.0.1:8000 \
-#   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo run --release -- serve
+#   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo run --profile local -- serve
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${DYNAMODB_LOCAL_PORT:-8000}"

@@ -12,13 +12,16 @@ import numpy as np
 from . import dataset as ds
 
 REPO = ds.MODEL_DIR.parent
-TOOL = REPO / "target" / "release" / "examples" / "tract_tool"
+# The test profile (release optimisation without LTO, see Cargo.toml): one build shared with the
+# Rust tests. Latencies compare int8 forms side by side, so the missing LTO affects all alike.
+PROFILE = "local"
+TOOL = REPO / "target" / PROFILE / "examples" / "tract_tool"
 
 
 @lru_cache(maxsize=1)
 def tool() -> Path:
     """Build the tool once per process (cargo makes a rebuild a no-op when nothing changed)."""
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "tract_tool"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--quiet", "--profile", PROFILE, "--example", "tract_tool"], cwd=REPO, check=True)
     return TOOL
 
 

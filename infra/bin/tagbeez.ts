@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// The CDK app. Optional context (cdk.json, or `-c key=value` on the command line):
+//   stackName         the stack's name (default Tagbeez)
+//   authType          AWS_IAM (default) or NONE
+//   corsAllowOrigins  comma-separated origins allowed by CORS (default: none)
+//   accessLogging     true (default) or false: API access log group /aws/apigateway/<stack name>
+//   bootstrapDir      folder holding the Lambda `bootstrap` (default: ../target/lambda/tagbeez)
+// The stack is environment-agnostic: `cdk deploy` targets the CLI's account and region.
+import * as path from 'node:path';
+
+import { App } from 'aws-cdk-lib';
+
+import type { TagbeezAuthType } from '../lib/tagbeez-service';
+import { TagbeezStack } from '../lib/tagbeez-stack';
+
+const app = new App();
+
+function context(key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') {
+    return undefined;
+  }
+  return String(value);
+}
+
+function main(): void {
+  const authType = context('authType') ?? 'AWS_IAM';
+  if (authType !== 'AWS_IAM' && authType !== 'NONE') {
+    throw new Error(`context authType must be AWS_IAM or NONE, not ${authType}`);
+  }
+  const corsAllowOrigins = context('corsAllowOrigins')
+    ?.split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '');
+  const accessLogging = context('accessLogging') ?? 'true';
+  if (accessLogging !== 'true' && accessLogging !== 'false') {
+    throw new Error(`context accessLogging must be true or false, not ${accessLogging}`);
+  }
+  const bootstrapDir = context('bootstrapDir');
+
+  new TagbeezStack(app, 'Tagbeez', {
+    stackName: context('stackName'),
+    description: 'tagbeez: intent tags for e-commerce chat messages (Lambda, HTTP API, DynamoDB)',
+    service: {
+      authType: authType as TagbeezAuthType,
+      corsAllowOrigins,
+      accessLogging: accessLogging === 'true',
+      // Relative paths are taken from where cdk runs (infra/).
+      bootstrapDir: bootstrapDir === undefined ? undefined : path.resolve(bootstrapDir),
+    },
+  });
+}
+
+try {
+  main();
+} catch (error) {
+  // A configuration mistake (no build yet, a bad context value): the message, not a stack trace.
+  console.error(`tagbeez: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}

@@ -1,0 +1,2 @@
+export * from './tagbeez-service';
+export * from './tagbeez-stack';
