@@ -10,7 +10,7 @@ BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval tract-tool moto \
-	dynamodb-local bench build build-x86 lambda-tools sam-build
+	dynamodb-local bench build build-x86 packages lambda-tools sam-build
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -23,7 +23,7 @@ help:
 	@echo "make test-deploy   lint template.yaml, sam build (no Docker), CDK tests and synth"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 
-test: lint test-rust test-python test-deploy e2e
+test: lint test-rust test-python packages test-deploy e2e
 
 # Tests, clippy and the tract tool use the `local` profile: release optimisation without the
 # shipped binary's LTO (Cargo.toml says why). The shipped bootstrap is tested by `e2e`.
@@ -40,7 +40,7 @@ test-rust: moto
 # The shipped binaries, end to end (tests/bootstrap_e2e.rs): the arm64 bootstrap under
 # qemu-user, the x86_64 one natively, against cargo-lambda's Runtime API and moto; then the
 # x86_64 cold start (median of 7). --nocapture prints the measurements.
-e2e: build build-x86 moto e2e-tools
+e2e: packages moto e2e-tools
 	cargo test $(TEST_PROFILE) --test bootstrap_e2e -- --ignored --nocapture --test-threads=1
 
 e2e-tools:
@@ -59,10 +59,17 @@ build: lambda-tools
 	$(LAMBDA) --arm64 --output-format zip
 	@ls -l target/lambda/tagbeez/bootstrap target/lambda/tagbeez/bootstrap.zip
 
+# x86_64 compiles in its own target dir, so that it never waits on the arm64 build's lock.
+LAMBDA_X86 := $(LAMBDA) --x86-64 --target-dir target/x86_64-build --lambda-dir target/lambda-x86_64
 build-x86: lambda-tools
-	$(LAMBDA) --x86-64 --lambda-dir target/lambda-x86_64
-	$(LAMBDA) --x86-64 --lambda-dir target/lambda-x86_64 --output-format zip
+	$(LAMBDA_X86)
+	$(LAMBDA_X86) --output-format zip
 	@ls -l target/lambda-x86_64/tagbeez/bootstrap target/lambda-x86_64/tagbeez/bootstrap.zip
+
+# Both packages side by side: with one codegen unit and fat LTO, much of each build runs on one
+# core (the big crates' codegen, the final link), so two at once finish sooner than in a row.
+packages:
+	$(MAKE) --no-print-directory -j2 build build-x86
 
 lambda-tools:
 	scripts/install-lambda-tools.sh
