@@ -59,8 +59,9 @@ build: lambda-tools
 	$(LAMBDA) --arm64 --output-format zip
 	@ls -l target/lambda/tagbeez/bootstrap target/lambda/tagbeez/bootstrap.zip
 
-# x86_64 compiles in its own target dir, so that it never waits on the arm64 build's lock.
-LAMBDA_X86 := $(LAMBDA) --x86-64 --target-dir target/x86_64-build --lambda-dir target/lambda-x86_64
+# x86_64 compiles in its own target dir, so that it never waits on the arm64 build's lock
+# (CARGO_TARGET_DIR: cargo-lambda 1.9.2 passes --target-dir on to `cargo metadata`, which refuses it).
+LAMBDA_X86 := CARGO_TARGET_DIR=target/x86_64-build $(LAMBDA) --x86-64 --lambda-dir target/lambda-x86_64
 build-x86: lambda-tools
 	$(LAMBDA_X86)
 	$(LAMBDA_X86) --output-format zip
