@@ -9,13 +9,14 @@ PY := $(abspath $(VENV))/bin/python
 BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 
-.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval tract-tool moto \
+.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
-	@echo "make model   prepare -> train -> export -> quantize -> evaluate, write model/ artifacts"
-	@echo "make eval    print the shipped model's metrics, redraw model/reports/*.png"
+	@echo "make model   join real labels -> prepare -> train -> export -> quantize -> evaluate (needs ../shared/data)"
+	@echo "make eval    print the shipped model's metrics and targets, redraw model/reports/*.png"
+	@echo "make agreement   Cohen's kappa and micro-F1 between the real data's annotators"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
 	@echo "make dynamodb-local   a local DynamoDB-compatible server with the conversation table"
 	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
@@ -119,7 +120,10 @@ $(VENV)/.installed: model/requirements.txt model/constraints.txt
 data: venv
 	cd model && $(PY) -m pipeline.prepare
 
+# The real labels hold pool ids only: `pipeline.real` joins them with ../shared/data/real-pool.jsonl
+# (or REAL_POOL) into model/work/real/, and stops with a clear message when the pool is absent.
 model: venv tract-tool
+	cd model && $(PY) -m pipeline.real
 	cd model && $(PY) -m pipeline.prepare
 	cd model && $(PY) -m pipeline.train $(TRAIN_ARGS)
 	cd model && $(PY) -m pipeline.export
@@ -127,4 +131,8 @@ model: venv tract-tool
 	cd model && $(PY) -m pipeline.evaluate --write
 
 eval: venv
+	cd model && $(PY) -m pipeline.real --if-present
 	cd model && $(PY) -m pipeline.evaluate
+
+agreement: venv
+	cd model && $(PY) -m pipeline.agreement

@@ -37,12 +37,18 @@ def report(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, tags: list[
     micro_p = tp / (tp + fp) if tp + fp else 0.0
     micro_r = tp / (tp + fn) if tp + fn else 0.0
     micro_f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
+    # A tag with no positive and no prediction in this set has no F1 (0/0); macro-F1 averages
+    # the tags that have one. On real traffic a rare tag can be absent from a whole sample, and
+    # counting it as 0 would measure the sample, not the model.
+    defined = (2 * t["tp"] + t["fp"] + t["fn"]) > 0
+    macro_f1 = float(t["f1"][defined].mean()) if defined.any() else 0.0
     return {
         "messages": int(len(y)),
         "micro_precision": round(float(micro_p), 4),
         "micro_recall": round(float(micro_r), 4),
         "micro_f1": round(float(micro_f1), 4),
-        "macro_f1": round(float(t["f1"].mean()), 4),
+        "macro_f1": round(macro_f1, 4),
+        "macro_f1_tags": int(defined.sum()),
         "subset_accuracy": round(float((pred == y).all(axis=1).mean()), 4),
         "hamming_loss": round(float((pred != y).mean()), 4),
         "per_tag": {
@@ -63,19 +69,36 @@ def micro_f1(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray) -> float:
     return float(2 * t["tp"].sum() / denom) if denom else 0.0
 
 
+def _f1_curve(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """F1 of one tag at every threshold of the grid."""
+    f1s = []
+    for th in THRESHOLD_GRID:
+        pred = (p >= th).astype(np.int64)
+        tp = int((y & pred).sum())
+        fp = int(((1 - y) & pred).sum())
+        fn = int((y & (1 - pred)).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
+    return np.array(f1s)
+
+
 def tune_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Per tag, the threshold with the best smoothed F1 on (validation) data."""
-    y = y.astype(np.int64)
+    return tune_thresholds_weighted([(y, probs, 1.0)])
+
+
+def tune_thresholds_weighted(sets: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    """Per tag, the threshold with the best smoothed weighted F1 over several validation sets
+    `(labels, probabilities, weight)`; a set with no positive of a tag leaves that tag to the
+    others (its F1 is 0 at every threshold and would only favour the highest one)."""
     chosen = []
-    for i in range(y.shape[1]):
-        f1s = []
-        for th in THRESHOLD_GRID:
-            pred = (probs[:, i] >= th).astype(np.int64)
-            tp = int((y[:, i] & pred).sum())
-            fp = int(((1 - y[:, i]) & pred).sum())
-            fn = int((y[:, i] & (1 - pred)).sum())
-            f1s.append(2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0)
-        f1s = np.array(f1s)
+    for i in range(sets[0][0].shape[1]):
+        f1s, total = np.zeros(len(THRESHOLD_GRID)), 0.0
+        for y, probs, w in sets:
+            y = y.astype(np.int64)
+            if y[:, i].sum() == 0:
+                continue
+            f1s, total = f1s + w * _f1_curve(y[:, i], probs[:, i]), total + w
+        f1s = f1s / max(total, 1e-12)
         kernel = np.ones(2 * SMOOTH + 1) / (2 * SMOOTH + 1)
         smooth = np.convolve(np.pad(f1s, SMOOTH, mode="edge"), kernel, mode="valid")
         best = np.flatnonzero(smooth >= smooth.max() - 1e-12)

@@ -77,3 +77,31 @@ def confusion(path: Path, title: str, y, pred, tags) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80, metadata=PNG_METADATA)
     plt.close(fig)
+
+
+def reliability(path: Path, title: str, y, before, after, tags, bins: int = 10) -> None:
+    """Reliability diagram over every (message, tag) pair: mean confidence against the share
+    that is true, per equal-width bin, before and after temperature scaling."""
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for probs, name, style in ((before, "before", "s--"), (after, "after", "o-")):
+        p, t = probs.ravel(), y.ravel()
+        edges = np.linspace(0, 1, bins + 1)
+        idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            m = idx == b
+            if m.any():
+                xs.append(p[m].mean())
+                ys.append(t[m].mean())
+        ax.plot(xs, ys, style, label=name)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("share with the tag")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title(f"Reliability, {len(tags)} tags pooled: {title}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata=PNG_METADATA)
+    plt.close(fig)

@@ -62,20 +62,20 @@ def strata(tags: list[str]) -> list[str]:
     return keys
 
 
-def stratified_split(rows: list[dict], seed: int = SEED) -> dict[str, list[dict]]:
+def stratified_split(rows: list[dict], seed: int = SEED, ratios: dict[str, float] = RATIOS) -> dict[str, list[dict]]:
     rng = random.Random(seed)
     order = list(range(len(rows)))
     rng.shuffle(order)
     keys = {i: strata(rows[i]["tags"]) for i in order}
-    wanted_total = {s: r * len(rows) for s, r in RATIOS.items()}
+    wanted_total = {s: r * len(rows) for s, r in ratios.items()}
     wanted = {}
     for i in order:
         for k in keys[i]:
-            for s, r in RATIOS.items():
+            for s, r in ratios.items():
                 wanted.setdefault((s, k), 0.0)
                 wanted[(s, k)] += r
     remaining = set(order)
-    assigned: dict[str, list[int]] = {s: [] for s in RATIOS}
+    assigned: dict[str, list[int]] = {s: [] for s in ratios}
     while remaining:
         counts: dict[str, int] = {}
         for i in remaining:
@@ -85,7 +85,7 @@ def stratified_split(rows: list[dict], seed: int = SEED) -> dict[str, list[dict]
         rarest = min(counts, key=lambda k: (counts[k], k))
         for i in [i for i in order if i in remaining and rarest in keys[i]]:
             split = max(
-                RATIOS,
+                ratios,
                 key=lambda s: (wanted[(s, rarest)], wanted_total[s], rng.random()),
             )
             assigned[split].append(i)

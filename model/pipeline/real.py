@@ -1,0 +1,217 @@
+"""The real shoppers' messages: the pool in `../shared/data/`, and this project's labels for them.
+
+The pool's texts never enter the repository (their licences do not allow it): `data/real/` keeps
+only pool ids and our labels, and `join` puts text and labels together when the pipeline runs.
+
+Labelled rows (`data/real/labels.jsonl`), one per pool id:
+  {"id", "tags", "part", "split", "round", "annotators", "adjudicated"?}
+  part:  "random"  the random evaluation sample (equal share per source, drawn before any
+                   model saw the pool; never chosen, filtered or relabelled by model output)
+         "slice"   the rare-tag slice of the evaluation sets (annotators' keyword and embedding
+                   search, never the model under test)
+         "active"  the training part, chosen by active learning in rounds
+  split: "validation" | "test" for random and slice rows, "train" for active rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from . import dataset as ds
+
+REAL_DIR = ds.DATA_DIR / "real"
+LABELS = REAL_DIR / "labels.jsonl"
+DOUBLE = REAL_DIR / "double.jsonl"
+ROUNDS = REAL_DIR / "rounds.json"
+PARTS = ("random", "slice", "active")
+EVAL_SPLITS = ("validation", "test")
+SAMPLE_SEED = 20261201
+# 240 of each of the four sources: 960 rows, an equal share each (the product-question source
+# holds 61% of the pool and would otherwise swamp the estimate).
+PER_SOURCE = 240
+
+
+class PoolMissing(SystemExit):
+    """The pool is not where it should be: training on real data cannot run."""
+
+
+def pool_path() -> Path:
+    default = ds.MODEL_DIR.parent.parent / "shared" / "data" / "real-pool.jsonl"
+    return Path(os.environ.get("REAL_POOL", default))
+
+
+def source_of(pool_id: str) -> str:
+    return pool_id.rsplit("-", 1)[0]
+
+
+def load_pool(path: Path | None = None) -> dict[str, dict]:
+    path = path or pool_path()
+    if not path.exists():
+        raise PoolMissing(
+            f"the real-message pool is not at {path} (set REAL_POOL to its path). Training needs it; "
+            "the committed model artifacts keep serving and testing without it."
+        )
+    pool = {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                pool[row["id"]] = row
+    return pool
+
+
+def random_sample(pool: dict[str, dict], per_source: int = PER_SOURCE, seed: int = SAMPLE_SEED) -> list[str]:
+    """The random evaluation sample: `per_source` ids from each source, uniformly, by seed only."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for pid in sorted(pool):
+        by_source[source_of(pid)].append(pid)
+    rng = random.Random(seed)
+    picked = []
+    for source in sorted(by_source):
+        picked += rng.sample(by_source[source], min(per_source, len(by_source[source])))
+    return picked
+
+
+def read_labels(path: Path = LABELS) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_labels(rows: list[dict], path: Path = LABELS) -> None:
+    rows = sorted(rows, key=lambda r: (PARTS.index(r["part"]), r["split"], r["id"]))
+    with path.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def join(labels: list[dict], pool: dict[str, dict]) -> list[dict]:
+    """Labelled rows with the pool's `message`, `context` and `source` put back in."""
+    out = []
+    for r in labels:
+        p = pool[r["id"]]
+        out.append({**r, "message": p["message"], "context": p["context"], "source": source_of(r["id"])})
+    return out
+
+
+def near_duplicate_pairs(queries: list[str], corpus: list[str], threshold: float = ds.NEAR_DUPLICATE_JACCARD):
+    """(query index, corpus index, similarity) for every pair at or above `threshold`.
+
+    An inverted index over character shingles finds the candidates, so a thousand queries
+    against a few thousand rows costs seconds, not a full pairwise scan.
+    """
+    corpus_sh = [ds.shingles(t) for t in corpus]
+    index: dict[str, list[int]] = defaultdict(list)
+    for j, sh in enumerate(corpus_sh):
+        for g in sh:
+            index[g].append(j)
+    pairs = []
+    for i, text in enumerate(queries):
+        q = ds.shingles(text)
+        overlap: dict[int, int] = defaultdict(int)
+        for g in q:
+            for j in index.get(g, ()):
+                overlap[j] += 1
+        for j, n in overlap.items():
+            sim = n / (len(q) + len(corpus_sh[j]) - n)
+            if sim >= threshold:
+                pairs.append((i, j, sim))
+    return pairs
+
+
+def check_labels(labels: list[dict], pool: dict[str, dict]) -> list[str]:
+    """Every problem that makes the real labels unusable; empty when they are sound."""
+    problems = []
+    seen: dict[str, dict] = {}
+    for n, r in enumerate(labels, 1):
+        where = f"labels.jsonl:{n} ({r.get('id')})"
+        try:
+            ds.validate_example({"message": "x", "tags": r.get("tags")}, where)
+        except ValueError as err:
+            problems.append(str(err))
+        if r.get("id") not in pool:
+            problems.append(f"{where}: id not in the pool")
+        if r.get("part") not in PARTS:
+            problems.append(f"{where}: part must be one of {PARTS}")
+        wanted = ("train",) if r.get("part") == "active" else EVAL_SPLITS
+        if r.get("split") not in wanted:
+            problems.append(f"{where}: split {r.get('split')!r} for part {r.get('part')!r}")
+        if not r.get("annotators"):
+            problems.append(f"{where}: no annotators")
+        first = seen.get(r.get("id"))
+        if first is None:
+            seen[r.get("id")] = r
+        elif first["tags"] != r["tags"]:
+            problems.append(f"{where}: labelled twice with different tags {first['tags']} / {r['tags']}")
+        elif first["split"] != r["split"]:
+            problems.append(f"{where}: in two splits, {first['split']} and {r['split']}")
+        else:
+            problems.append(f"{where}: labelled twice")
+    if problems:
+        return problems
+    evals = [r for r in labels if r["part"] != "active"]
+    train = [r for r in labels if r["part"] == "active"]
+    for i, j, sim in near_duplicate_pairs([pool[r["id"]]["message"] for r in evals],
+                                          [pool[r["id"]]["message"] for r in train]):
+        problems.append(f"evaluation row {evals[i]['id']} near-duplicates training row {train[j]['id']} ({sim:.2f})")
+    return problems
+
+
+def eval_leaks(rows: list[dict], labels: list[dict], pool: dict[str, dict]) -> set[int]:
+    """Indices of `rows` (machine-written or candidates) that near-duplicate a real evaluation row.
+
+    The machine-written set holds a few stock phrases ("ok thanks") that real shoppers also
+    type; training on them would leak into the real evaluation, so training leaves them out.
+    """
+    evals = [pool[r["id"]]["message"] for r in labels if r["part"] != "active"]
+    return {i for i, _, _ in near_duplicate_pairs([r["message"] for r in rows], evals)}
+
+
+def machine_train(labels: list[dict], pool: dict[str, dict]) -> list[dict]:
+    rows = ds.load_split("train")
+    drop = eval_leaks(rows, labels, pool)
+    return [r for i, r in enumerate(rows) if i not in drop]
+
+
+def splits(labels: list[dict], pool: dict[str, dict]) -> dict[str, list[dict]]:
+    """The joined real rows by split: train (active part), validation and test (random + slice)."""
+    out: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for row in join(labels, pool):
+        out[row["split"]].append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Join the labels with the pool and check them (the first step of `make model`).
+    `--if-present` (for `make eval`): without the pool, say so and carry on."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "--if-present" in argv and not pool_path().exists():
+        print(f"real pool not at {pool_path()}: the real sets are not joined, `make eval` skips them")
+        return 0
+    pool = load_pool()
+    labels = read_labels()
+    problems = check_labels(labels, pool)
+    if problems:
+        raise SystemExit("real labels unusable:\n  " + "\n  ".join(problems[:30]))
+    work = ds.MODEL_DIR / "work" / "real"
+    work.mkdir(parents=True, exist_ok=True)
+    parts = splits(labels, pool)
+    for name, rows in parts.items():
+        ds.write_jsonl(work / f"{name}.jsonl", rows)
+    machine = machine_train(labels, pool)
+    ds.write_jsonl(work / "machine_train.jsonl", machine)
+    dropped = len(ds.load_split("train")) - len(machine)
+    print("real: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) + f" joined from {len(pool)} pool rows; "
+          f"{dropped} machine-written training rows left out as near duplicates of real evaluation rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
