@@ -154,6 +154,21 @@ def fit_temperatures(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+# A tag needs this many positives in real validation for its temperature to be fitted there;
+# with fewer (the pool holds almost no Wishlist-user or Window-shopper messages) a fit on
+# negatives alone would only sharpen the logits, so both validation sets are pooled instead.
+MIN_CALIBRATION_POSITIVES = 5
+
+
+def calibration(real_logits, y_real, machine_logits, y_machine) -> np.ndarray:
+    """Per tag, the temperature fitted on real validation, or on real and machine-written
+    validation pooled where real validation has too few positives of the tag."""
+    on_real = fit_temperatures(real_logits, y_real)
+    pooled = fit_temperatures(np.vstack([real_logits, machine_logits]), np.vstack([y_real, y_machine]))
+    enough = y_real.sum(axis=0) >= MIN_CALIBRATION_POSITIVES
+    return np.where(enough, on_real, pooled)
+
+
 def fold_temperatures(model: Tagger, temperatures: np.ndarray) -> None:
     """logit / T = (W x + b) / T: scale each tag's head row, so the graph needs no new op."""
     with torch.no_grad():
@@ -162,11 +177,11 @@ def fold_temperatures(model: Tagger, temperatures: np.ndarray) -> None:
         model.head.bias.div_(t)
 
 
-def load_rows() -> tuple[list[dict], list[dict], list[dict]]:
-    """(train, machine validation, real validation). Without `work/real/` (no pool), the
-    machine-written data alone, as before real labels existed."""
+def load_rows(machine_only: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
+    """(train, machine validation, real validation). Without `work/real/` (no pool), or with
+    `machine_only`, the machine-written data alone, as before real labels existed."""
     machine_val = ds.load_split("validation")
-    if not (REAL_DIR / "train.jsonl").exists():
+    if machine_only or not (REAL_DIR / "train.jsonl").exists():
         return ds.load_split("train"), machine_val, []
     def read(name):
         return [json.loads(line) for line in (REAL_DIR / name).read_text().splitlines() if line.strip()]
@@ -206,7 +221,7 @@ def make_optimizer(model: Tagger, lr: float, head_lr: float, steps: int, warmup:
 def train(args) -> dict:
     seed_everything(args.seed)
     torch.set_num_threads(args.threads)
-    train_rows, val_rows, real_val = load_rows()
+    train_rows, val_rows, real_val = load_rows(args.machine_only)
     ctx = args.context
     tok = load_tokenizer(args.base, args.max_tokens)
     model = Tagger(load_encoder(args.base), len(ds.TAGS))
@@ -255,7 +270,8 @@ def train(args) -> dict:
     model.load_state_dict(torch.load(out / "state.pt"))
     temperatures = np.ones(len(ds.TAGS))
     if real_val:
-        temperatures = fit_temperatures(logits_of(model, tok, real_val, with_context=ctx), y_real)
+        temperatures = calibration(logits_of(model, tok, real_val, with_context=ctx), y_real,
+                                   logits_of(model, tok, val_rows, with_context=ctx), y_val)
         fold_temperatures(model, temperatures)
         torch.save(model.state_dict(), out / "state.pt")
     val_probs = probabilities(model, tok, val_rows, with_context=ctx)
@@ -282,6 +298,9 @@ def train(args) -> dict:
         "context": ctx,
         "pos_weight": dict(zip(ds.TAGS, [round(float(x), 3) for x in pos_weight])),
         "temperatures": dict(zip(ds.TAGS, [round(float(x), 4) for x in temperatures])),
+        "temperatures_fitted_on": dict(zip(ds.TAGS, [
+            "real validation" if n >= MIN_CALIBRATION_POSITIVES else "real + machine-written validation"
+            for n in (y_real.sum(axis=0) if real_val else np.zeros(len(ds.TAGS)))])),
         "thresholds": dict(zip(ds.TAGS, thresholds.tolist())),
         "history": history,
         "train_seconds": round(time.time() - started, 1),
@@ -306,6 +325,7 @@ def parse_args(argv=None):
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--machine-only", action="store_true", help="leave the real labels out")
     p.add_argument("--context", action="store_true", help="give the encoder the assistant's previous turn")
     p.add_argument("--pos-weight-power", type=float, default=0.0,
                    help="class weighting: positives weigh (neg/pos)**power (0 = none, 0.5 = sqrt)")

@@ -47,3 +47,18 @@ def test_card_states_the_numbers_of_the_label_file():
         assert f"| {tag} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |" in CARD
     for tag, threshold in LABELS["thresholds"].items():
         assert f"{tag} {threshold:.2f}" in CARD, tag
+
+
+def test_card_states_the_real_test_numbers_of_the_label_file():
+    real_test = LABELS["metrics"]["real_test"]
+    for value in (real_test["random"]["micro_f1"], real_test["random"]["macro_f1"],
+                  real_test["calibration"]["ece_before"], real_test["calibration"]["ece_after"]):
+        assert f"{value:.4f}" in CARD, value
+
+
+def test_calibration_temperatures_are_recorded_for_every_tag():
+    temperatures = LABELS["temperatures"]
+    assert set(temperatures) == set(ds.TAGS)
+    assert all(0.25 <= t <= 20.0 for t in temperatures.values())
+    training = json.loads((ds.MODEL_DIR / "reports" / "training.json").read_text())
+    assert training["temperatures"] == temperatures

@@ -36,7 +36,8 @@ def distilbert_folder(root: Path) -> Path:
 def test_local_distilbert_folder_trains_exports_and_runs_in_tract(tmp_path):
     base = distilbert_folder(tmp_path)
     out = tmp_path / "trained"
-    summary = train(parse_args(["--base", str(base), "--out", str(out), "--epochs", "1", "--lr", "1e-3"]))
+    summary = train(parse_args(["--base", str(base), "--out", str(out), "--epochs", "1", "--lr", "1e-3",
+                                "--machine-only"]))
     assert summary["base_config"]["model_type"] == "distilbert"
     assert (out / "tokenizer.json").exists() and set(summary["thresholds"]) == {
         "First-time-visitor", "Wishlist-user", "Deal-seeker", "Window-shopper", "Hot-buyer"}

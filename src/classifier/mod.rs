@@ -20,7 +20,10 @@ pub struct ModelFiles<'a> {
     pub labels_json: &'a [u8],
 }
 
-/// One message's result: a probability per tag, in the label file's order.
+/// One message's result: a probability per tag, in the label file's order. They are calibrated
+/// probabilities: the pipeline folds a per-tag temperature (fitted on real validation messages,
+/// recorded in `labels.json`) into the model's last layer, so the sigmoid of its output needs no
+/// further scaling here, and the thresholds are on the same scale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     pub probabilities: Vec<f32>,

@@ -13,6 +13,8 @@ mod tests;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TagScore {
     pub tag: String,
+    /// A calibrated probability in [0, 1] (for a conversation tag, the window's weighted mean of
+    /// them); compare it with the tag's threshold, which is on the same scale.
     pub confidence: f32,
 }
 
