@@ -8,6 +8,11 @@ PY := $(abspath $(VENV))/bin/python
 # BASE=<folder> takes any local BERT-family checkpoint (e.g. distilbert-base-uncased).
 BASE ?=
 TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
+# The int8 forms `make model` builds and measures in tract. Only the shipped one by default: the
+# onnxruntime forms quantize activations, and tract runs their MatMulInteger some 50 times slower
+# than fp32 on AVX2-only hosts, so scoring them on validation and test alone took over 10
+# minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
+QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build
@@ -127,7 +132,7 @@ model: venv tract-tool
 	cd model && $(PY) -m pipeline.prepare
 	cd model && $(PY) -m pipeline.train $(TRAIN_ARGS)
 	cd model && $(PY) -m pipeline.export
-	cd model && $(PY) -m pipeline.quantize
+	cd model && $(PY) -m pipeline.quantize --forms $(QUANT_FORMS)
 	cd model && $(PY) -m pipeline.evaluate --write
 
 eval: venv

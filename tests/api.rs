@@ -29,9 +29,13 @@ async fn classify_message_selects_hot_buyer_and_reports_every_field() {
     let labels = CLASSIFIER.labels();
     assert_eq!(tags(&result["selected"])[0], "Hot-buyer", "{result}");
     assert!(num(&result["selected"][0]["confidence"]) > 0.9, "{result}");
-    assert_eq!(num(&result["threshold"]), 0.5);
+    // The lowest of the label file's thresholds (the reference system's single `threshold`).
+    assert_eq!(num(&result["threshold"]), lowest_threshold());
     assert_eq!(result["thresholds"].as_object().unwrap().len(), 5);
-    assert_eq!(num(&result["thresholds"]["Deal-seeker"]), 0.72);
+    assert_eq!(
+        num(&result["thresholds"]["Deal-seeker"]),
+        threshold_of("Deal-seeker")
+    );
     assert_eq!(result["all"].as_array().unwrap().len(), 5);
     assert_eq!(result["all"][0]["tag"], "Hot-buyer");
     assert_eq!(result["truncated"], false);
@@ -120,7 +124,7 @@ async fn classify_conversation_reports_every_field_and_evicts_beyond_the_window(
             ]
         );
         assert_eq!(reply["conversation_id"], id);
-        assert_eq!(num(&reply["threshold"]), 0.5);
+        assert_eq!(num(&reply["threshold"]), lowest_threshold());
         assert_eq!(reply["window_size"], (n + 1).min(3), "after message {n}");
         assert_well_formed(&reply["message_result"]);
         // The message's own result is what `/classify-message` says of it.

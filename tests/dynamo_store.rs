@@ -435,17 +435,17 @@ impl Drop for Served {
 /// Two messages, kill the process, start a new one, a third message: the window remembers
 /// all three and the switch is computed against the tag the second reply reported.
 ///
-/// (1) reads as a deal and a purchase ("15% off"), (2) as a deal and a first visit: the
-/// window's top is Deal-seeker (~1.0 >= 0.72). (3) is a wishlist message: Deal-seeker falls
-/// to two thirds of the three-message mean, still the top but under its 0.72, so the
-/// conversation loses its tag and `switched` is true. A process that forgot the window would
-/// answer window_size 1, previous_tag null, switched false.
+/// (1) is a first visit, (2) a first visit and a deal: the window's top is First-time-visitor
+/// (mean ~0.95 >= its 0.77). (3) reads as a deal and a purchase ("15% off"): over the three,
+/// Deal-seeker (~0.68) overtakes First-time-visitor (~0.64), so the tag switches and
+/// `switched` is true. A process that forgot the window would answer window_size 1,
+/// previous_tag null, switched false.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_survives_a_process_restart() {
     const MESSAGES: [&str; 3] = [
-        "I will buy immediately if you can give me 15% off",
+        "Hi, I'm new to your website. What products do you sell?",
         "Do you have any discount codes for first-time buyers?",
-        "These shoes look nice, I'll save them for later",
+        "I will buy immediately if you can give me 15% off",
     ];
     let mut moto = Moto::start();
     moto.create_table("restart").await;
@@ -487,8 +487,8 @@ async fn conversation_survives_a_process_restart() {
     );
     assert_eq!(r3["window_size"], 3, "the window survived the restart");
     assert_eq!(r3["previous_tag"], r2["conversation_tag"]);
-    assert_eq!(tag(&r2).as_deref(), Some("Deal-seeker"));
-    assert_eq!(tag(&r3), None);
+    assert_eq!(tag(&r2).as_deref(), Some("First-time-visitor"));
+    assert_eq!(tag(&r3).as_deref(), Some("Deal-seeker"));
     assert_eq!(r3["switched"], true);
     let evidence: Vec<&str> = r3["evidence"]
         .as_array()
@@ -500,7 +500,7 @@ async fn conversation_survives_a_process_restart() {
         evidence,
         [
             "Do you have any discount codes for first-time buye...",
-            "These shoes look nice, I'll save them for later"
+            "I will buy immediately if you can give me 15% off"
         ]
     );
     assert_eq!(

@@ -46,7 +46,8 @@ def report(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, tags: list[
         "messages": int(len(y)),
         "micro_precision": round(float(micro_p), 4),
         "micro_recall": round(float(micro_r), 4),
-        "micro_f1": round(float(micro_f1), 4),
+        # None where the set has no positive and the model no prediction: nothing to score.
+        "micro_f1": round(float(micro_f1), 4) if (2 * tp + fp + fn) else None,
         "macro_f1": round(macro_f1, 4),
         "macro_f1_tags": int(defined.sum()),
         "subset_accuracy": round(float((pred == y).all(axis=1).mean()), 4),

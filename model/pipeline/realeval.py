@@ -94,6 +94,7 @@ def print_real(title: str, r: dict) -> None:
         print(f"  {tag:<20}{m['precision']:>10.4f}{str(m['precision_interval']):>18}{m['recall']:>8.4f}"
               f"{str(m['recall_interval']):>18}{m['support']:>10}")
     print("  by source (random part): " + ", ".join(
-        f"{s} micro-F1 {v['micro_f1']:.4f} (n={v['messages']})" for s, v in r["by_source"].items()))
+        f"{s} micro-F1 {'n/a' if v['micro_f1'] is None else format(v['micro_f1'], '.4f')} (n={v['messages']})"
+        for s, v in r["by_source"].items()))
     c = r["calibration"]
     print(f"  ECE (10 bins, all tags pooled): before scaling {c['ece_before']:.4f}, after {c['ece_after']:.4f}")

@@ -178,6 +178,16 @@ pub fn probabilities(result: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// The lowest per-tag threshold of the shipped label file.
+pub fn lowest_threshold() -> f32 {
+    CLASSIFIER
+        .labels()
+        .thresholds
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, f32::min)
+}
+
 pub fn threshold_of(tag: &str) -> f32 {
     let labels = CLASSIFIER.labels();
     let i = labels
