@@ -107,6 +107,15 @@ fn demo_switched(steps: &[DemoStep]) -> Vec<bool> {
     steps.iter().map(|s| s.switched).collect()
 }
 
+/// The conversation tag when the window follows each message's own top tag: a one-message
+/// window, and (with these four messages) a decay of 0.3.
+const FOLLOWS_EACH_MESSAGE: [Option<&str>; 4] = [
+    Some("First-time-visitor"),
+    Some("Wishlist-user"),
+    Some("Deal-seeker"),
+    Some("Deal-seeker"),
+];
+
 /// Each demo message on its own selects what the reference expects, except that (c) also
 /// reads as a first visit ("for first-time buyers") and (d) reads as a deal even more than as
 /// a purchase ("15% off"). Probabilities (calibrated) in tag order [First-time-visitor,
@@ -134,15 +143,7 @@ async fn demo_messages_on_their_own() {
     );
     // A one-message window follows each message's top tag: (d) stays Deal-seeker, so even the
     // most reactive window never reaches Hot-buyer; switched is false at (d).
-    assert_eq!(
-        demo_tags(&steps),
-        [
-            Some("First-time-visitor"),
-            Some("Wishlist-user"),
-            Some("Deal-seeker"),
-            Some("Deal-seeker")
-        ]
-    );
+    assert_eq!(demo_tags(&steps), FOLLOWS_EACH_MESSAGE);
     assert_eq!(demo_switched(&steps), [false, true, true, false]);
 }
 
@@ -204,15 +205,7 @@ async fn demo_with_the_plain_mean() {
 #[tokio::test]
 async fn demo_with_the_newest_message_leading() {
     let steps = run_demo(&[("WINDOW_DECAY", "0.3")]).await;
-    assert_eq!(
-        demo_tags(&steps),
-        [
-            Some("First-time-visitor"),
-            Some("Wishlist-user"),
-            Some("Deal-seeker"),
-            Some("Deal-seeker")
-        ]
-    );
+    assert_eq!(demo_tags(&steps), FOLLOWS_EACH_MESSAGE);
     assert_eq!(demo_switched(&steps), [false, true, true, false]);
     let confidences: Vec<f32> = steps.iter().map(|s| s.tag.as_ref().unwrap().1).collect();
     for (got, want) in confidences.iter().zip([0.99923, 0.77014, 0.71910, 0.93287]) {
