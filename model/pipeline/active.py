@@ -90,7 +90,7 @@ def margin(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 def scores(current: np.ndarray, previous: np.ndarray | None, thresholds: np.ndarray) -> np.ndarray:
     s = margin(current, thresholds)
     if previous is not None:
-        s = np.maximum(s, np.abs((current >= thresholds) .astype(float) - (previous >= thresholds)).max(1))
+        s = np.maximum(s, np.abs((current >= thresholds).astype(float) - (previous >= thresholds)).max(1))
         s = np.maximum(s, np.abs(current - previous).max(1))
     rare = [ds.TAGS.index(t) for t in RARE]
     return np.maximum(s, np.clip(current[:, rare].max(1) * 3, 0, 1))

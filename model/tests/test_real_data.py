@@ -119,3 +119,8 @@ def test_no_real_training_row_copies_the_external_set(pool):
         pytest.skip("external evaluation set not present")
     train = [pool[r["id"]]["message"] for r in LABELS if r["part"] == "active"]
     assert real.near_duplicate_pairs(train, [r["message"] for r in external], 0.5) == []
+
+
+def test_a_missing_pool_stops_with_a_clear_message(tmp_path):
+    with pytest.raises(real.PoolMissing, match="REAL_POOL"):
+        real.load_pool(tmp_path / "absent.jsonl")
