@@ -75,8 +75,11 @@ build-x86: lambda-tools
 
 # Both packages side by side: with one codegen unit and fat LTO, much of each build runs on one
 # core (the big crates' codegen, the final link), so two at once finish sooner than in a row.
+# On a fresh machine the two cargo-lambda runs can race to create the same cache entry and one
+# stops with "File exists (os error 17)" (seen on a clean clone here); the second pass then
+# finishes that build alone (cargo makes the other a no-op).
 packages:
-	$(MAKE) --no-print-directory -j2 build build-x86
+	$(MAKE) --no-print-directory -j2 build build-x86 || $(MAKE) --no-print-directory build build-x86
 
 lambda-tools:
 	scripts/install-lambda-tools.sh
