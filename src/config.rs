@@ -10,6 +10,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::conversation::WindowRules;
+use crate::limit::{default_concurrency, LimitSettings};
 use crate::store::DynamoSettings;
 
 /// Every setting of the service (the README's configuration table lists them).
@@ -30,6 +31,11 @@ pub struct Config {
     /// `TABLE_NAME` (+ `DYNAMODB_ENDPOINT`, `DYNAMODB_CONNECT_TIMEOUT_MS`,
     /// `DYNAMODB_OPERATION_TIMEOUT_MS`): conversations in DynamoDB; `None` keeps them in memory.
     pub dynamodb: Option<DynamoSettings>,
+    /// `INFERENCE_CONCURRENCY`, `INFERENCE_QUEUE`, `INFERENCE_QUEUE_TIMEOUT_MS`: back-pressure.
+    pub limit: LimitSettings,
+    /// `STORE_DEADLINE_MS`: the longest one conversation write spends on the store, all reads,
+    /// writes and retries included; past it the answer is a 503.
+    pub store_deadline: Duration,
 }
 
 /// A setting that could not be used.
@@ -81,7 +87,25 @@ impl Config {
             |v| *v >= 60,
             ">= 60",
         )?;
+        let concurrency = parse(
+            get("INFERENCE_CONCURRENCY"),
+            default_concurrency(),
+            |v| *v <= 1024,
+            "0 (no limit) to 1024",
+        )?;
+        let limit = LimitSettings {
+            concurrency,
+            queue: parse(
+                get("INFERENCE_QUEUE"),
+                8 * concurrency.max(1),
+                |v| *v <= 100_000,
+                "0 to 100000",
+            )?,
+            queue_timeout: millis(get("INFERENCE_QUEUE_TIMEOUT_MS"), 100)?,
+        };
         Ok(Self {
+            limit,
+            store_deadline: millis(get("STORE_DEADLINE_MS"), 5_000)?,
             host: parse(get("HOST"), IpAddr::from([127, 0, 0, 1]), |_| true, "")?,
             port: parse(get("PORT"), 8080u16, |_| true, "")?,
             window: WindowRules {
@@ -161,6 +185,44 @@ mod tests {
             (3, 1.0, 86_400)
         );
         assert_eq!((c.max_message_chars, c.snippet_chars), (5_000, 50));
+        let cores = default_concurrency();
+        assert_eq!(
+            c.limit,
+            LimitSettings {
+                concurrency: cores,
+                queue: 8 * cores,
+                queue_timeout: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(c.store_deadline, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_limit_can_be_set_or_turned_off() {
+        let c = with(&[
+            ("INFERENCE_CONCURRENCY", "0"),
+            ("INFERENCE_QUEUE", "3"),
+            ("INFERENCE_QUEUE_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.limit.concurrency, c.limit.queue, c.limit.queue_timeout),
+            (0, 3, Duration::from_millis(250))
+        );
+        assert_eq!(
+            with(&[("INFERENCE_CONCURRENCY", "-1")]).unwrap_err().name,
+            "INFERENCE_CONCURRENCY"
+        );
+        assert_eq!(
+            with(&[("INFERENCE_QUEUE_TIMEOUT_MS", "5")])
+                .unwrap_err()
+                .name,
+            "INFERENCE_QUEUE_TIMEOUT_MS"
+        );
+        assert_eq!(
+            with(&[("STORE_DEADLINE_MS", "x")]).unwrap_err().name,
+            "STORE_DEADLINE_MS"
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum Operation {
     ClassifyConversation {
         conversation_id: String,
         message: String,
+        #[serde(default)]
+        message_id: Option<String>,
     },
     GetConversation {
         conversation_id: String,
@@ -95,11 +97,16 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
         Operation::ClassifyConversation {
             conversation_id,
             message,
+            message_id,
         } => {
             let outcome = tagger
-                .classify_conversation(&conversation_id, &message)
+                .classify_conversation(&conversation_id, &message, message_id.as_deref())
                 .await?;
-            to_value(ConversationResponse::new(&conversation_id, outcome))
+            to_value(ConversationResponse::new(
+                &conversation_id,
+                message_id,
+                outcome,
+            ))
         }
         Operation::GetConversation { conversation_id } => {
             let conversation = tagger.conversation(&conversation_id).await?;

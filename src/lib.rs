@@ -6,6 +6,7 @@
 //! - `service`: the use cases every adapter shares, with input validation.
 //! - `api`: the axum router (HTTP adapter) and the one error-to-status mapping.
 //! - `lambda`: event dispatch for API Gateway and direct invocation.
+//! - `limit`: back-pressure, a bounded wait for an inference slot.
 //! - `config`: environment variables, read once.
 
 pub mod api;
@@ -14,5 +15,6 @@ pub mod cli;
 pub mod config;
 pub mod conversation;
 pub mod lambda;
+pub mod limit;
 pub mod service;
 pub mod store;

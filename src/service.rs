@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::classifier::{Classifier, ClassifierError, Prediction};
 use crate::config::{Config, MAX_BATCH};
 use crate::conversation::{self, Conversation, Entry, Step, TagScore};
+use crate::limit::{InferenceLimit, Overloaded};
 use crate::store::{ConversationStore, StoreError};
 
 /// Attempts of read -> compute -> conditional write before giving up on a busy conversation.
@@ -33,6 +34,9 @@ pub enum ServiceError {
     StoreContention(String),
     #[error("inference failed: {0}")]
     Inference(#[from] ClassifierError),
+    /// Too many requests are waiting for inference: refused at once, retry shortly.
+    #[error("the service is overloaded: {0}; retry shortly")]
+    Overloaded(#[from] Overloaded),
 }
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ServiceError {
@@ -64,6 +68,16 @@ pub struct MessageResult {
 pub struct ConversationOutcome {
     pub step: Step,
     pub message: MessageResult,
+    /// The message's `message_id` was already in the conversation: nothing was written, and
+    /// `message` is its first result.
+    pub duplicate: bool,
+}
+
+/// What one attempt at folding a message into its window did.
+enum Folded {
+    Written(Step),
+    /// The message id was already there (a retry, or a concurrent copy that won).
+    Duplicate(Conversation),
 }
 
 /// Whether the service can serve.
@@ -81,6 +95,7 @@ pub struct Tagger {
     classifier: Arc<Classifier>,
     store: Arc<dyn ConversationStore>,
     config: Arc<Config>,
+    limit: Arc<InferenceLimit>,
 }
 
 impl Tagger {
@@ -90,6 +105,7 @@ impl Tagger {
         config: Config,
     ) -> Self {
         Self {
+            limit: InferenceLimit::new(config.limit),
             classifier,
             store,
             config: Arc::new(config),
@@ -98,6 +114,10 @@ impl Tagger {
 
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Tag one message.
@@ -139,27 +159,103 @@ impl Tagger {
             .collect())
     }
 
-    /// Tag a message and fold it into its conversation's window.
+    /// Tag a message and fold it into its conversation's window. With a `message_id` the write
+    /// is idempotent: a message whose id the conversation already holds is answered with its
+    /// first result, and nothing is written (`duplicate`).
     pub async fn classify_conversation(
         &self,
         id: &str,
         message: &str,
+        message_id: Option<&str>,
     ) -> Result<ConversationOutcome, ServiceError> {
         valid_conversation_id(id)?;
         let message = self.valid_message(message, "message")?;
+        if let Some(mid) = message_id {
+            valid_message_id(mid)?;
+        }
+        self.within_deadline(id, self.classify_in_window(id, message, message_id))
+            .await
+    }
+
+    async fn classify_in_window(
+        &self,
+        id: &str,
+        message: String,
+        message_id: Option<&str>,
+    ) -> Result<ConversationOutcome, ServiceError> {
+        // A retry costs one read, not an inference.
+        if let Some(mid) = message_id {
+            let current = self.store.load(id, now()).await.map_err(store_error(id))?;
+            if let Some(c) = current.filter(|c| c.has_message(mid)) {
+                return self.duplicate(c, mid, message).await;
+            }
+        }
         let snippet = conversation::snippet(&message, self.config.snippet_chars);
-        let prediction = self.predict(vec![message]).await?.remove(0);
+        let prediction = self.predict(vec![message.clone()]).await?.remove(0);
         let result = self.result_of(&prediction);
         let entry = Entry {
             probabilities: prediction.probabilities,
             top: result.selected.clone(),
             snippet,
             at: now(),
+            message_id: message_id.map(str::to_owned),
+            truncated: prediction.truncated,
         };
-        let step = self.fold_into_window(id, entry).await?;
+        match self.fold_into_window(id, entry).await? {
+            Folded::Written(step) => Ok(ConversationOutcome {
+                step,
+                message: result,
+                duplicate: false,
+            }),
+            Folded::Duplicate(c) => {
+                let mid = message_id.unwrap_or_default();
+                self.duplicate(c, mid, message).await
+            }
+        }
+    }
+
+    /// The answer to a message the conversation already holds: its first result (from the
+    /// window, or, once it has left the window, the same model run again on the same text)
+    /// and the conversation as it stands; `switched` is false, as this call changed nothing.
+    async fn duplicate(
+        &self,
+        current: Conversation,
+        message_id: &str,
+        message: String,
+    ) -> Result<ConversationOutcome, ServiceError> {
+        let result = match current.entry_of(message_id) {
+            Some(e) => self.result_of(&Prediction {
+                probabilities: e.probabilities.clone(),
+                truncated: e.truncated,
+                tokens: 0,
+            }),
+            None => self.result_of(&self.predict(vec![message]).await?.remove(0)),
+        };
         Ok(ConversationOutcome {
-            step,
+            step: Step {
+                previous_tag: current.tag.clone(),
+                switched: false,
+                next: current,
+            },
             message: result,
+            duplicate: true,
+        })
+    }
+
+    /// Bound the whole store part of a write (every read, write and retry): a slow store gets
+    /// a 503 within `STORE_DEADLINE_MS`, never a hang. A write cut off here may have landed;
+    /// a retry with the same `message_id` then finds it instead of writing it twice.
+    async fn within_deadline<T>(
+        &self,
+        id: &str,
+        work: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        let deadline = self.config.store_deadline;
+        tokio::time::timeout(deadline, work).await.unwrap_or_else(|_| {
+            Err(ServiceError::StoreUnavailable(format!(
+                "conversation {id:?}: no answer within {} ms",
+                deadline.as_millis()
+            )))
         })
     }
 
@@ -199,11 +295,15 @@ impl Tagger {
     /// Read -> compute -> conditional write, retried with jittered backoff when another
     /// writer got there first, so no concurrent message is lost from the window and
     /// `switched` is computed against the window the write actually replaced.
-    async fn fold_into_window(&self, id: &str, entry: Entry) -> Result<Step, ServiceError> {
+    async fn fold_into_window(&self, id: &str, entry: Entry) -> Result<Folded, ServiceError> {
         let labels = self.classifier.labels();
         for attempt in 0..SAVE_ATTEMPTS {
             let now = entry.at;
             let current = self.store.load(id, now).await.map_err(store_error(id))?;
+            let seen = |c: &Conversation| entry.message_id.as_ref().is_some_and(|m| c.has_message(m));
+            if let Some(c) = current.as_ref().filter(|c| seen(c)) {
+                return Ok(Folded::Duplicate(c.clone()));
+            }
             let step = conversation::advance(
                 current.as_ref(),
                 entry.clone(),
@@ -213,7 +313,7 @@ impl Tagger {
             );
             let expected = current.as_ref().map(|c| c.version);
             match self.store.save(id, &step.next, expected, now).await {
-                Ok(()) => return Ok(step),
+                Ok(()) => return Ok(Folded::Written(step)),
                 Err(StoreError::Conflict) => tokio::time::sleep(backoff(attempt)).await,
                 Err(e) => return Err(store_error(id)(e)),
             }
@@ -223,8 +323,11 @@ impl Tagger {
 
     async fn predict(&self, messages: Vec<String>) -> Result<Vec<Prediction>, ServiceError> {
         let classifier = Arc::clone(&self.classifier);
-        // tract is CPU-bound and synchronous: keep it off the async workers.
+        let slot = self.limit.acquire().await?;
+        // tract is CPU-bound and synchronous: keep it off the async workers. The slot is held
+        // until the inference ends, even if the request is dropped meanwhile.
         let predictions = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
             classifier.classify_batch(&refs)
         })
@@ -278,11 +381,7 @@ impl Tagger {
 /// Conversation ids: 1-128 characters of `[A-Za-z0-9_.:@-]` (safe as a DynamoDB key, a URL
 /// path segment and a log field).
 pub fn valid_conversation_id(id: &str) -> Result<(), ServiceError> {
-    let ok = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b));
-    if ok {
+    if is_safe_id(id) {
         Ok(())
     } else {
         Err(invalid(
@@ -290,6 +389,29 @@ pub fn valid_conversation_id(id: &str) -> Result<(), ServiceError> {
             "conversation_id must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':', '@', '-'",
         ))
     }
+}
+
+/// Message ids: 1-128 characters of `[A-Za-z0-9_.:@-]`, like conversation ids (they are
+/// stored and logged the same way).
+pub fn valid_message_id(id: &str) -> Result<(), ServiceError> {
+    if is_safe_id(id) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_message_id",
+            "message_id must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':', '@', '-'",
+        ))
+    }
+}
+
+/// 1-128 characters of `[A-Za-z0-9_.:@-]`: the id pattern the OpenAPI document states.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_.:@-]{1,128}$";
+
+fn is_safe_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b))
 }
 
 fn store_error(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {

@@ -267,7 +267,7 @@ async fn concurrent_writers_lose_no_message_in_dynamodb() {
                     // as a client would; bounded.
                     let mut attempts = 0;
                     let outcome = loop {
-                        match tagger.classify_conversation("busy", &message).await {
+                        match tagger.classify_conversation("busy", &message, None).await {
                             Ok(outcome) => break outcome,
                             Err(ServiceError::StoreContention(_)) if attempts < 5 => {
                                 attempts += 1;
@@ -702,7 +702,7 @@ async fn items_hold_only_snippets_never_full_text() {
         let snippet_chars = chars.to_string();
         let tagger = tagger(store, &[("SNIPPET_CHARS", snippet_chars.as_str())]);
         let id = format!("snippets-{chars}");
-        tagger.classify_conversation(&id, &message).await.unwrap();
+        tagger.classify_conversation(&id, &message, None).await.unwrap();
         let item = raw_item(&client, "snippets", &id).await.expect("the item");
         let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -770,7 +770,7 @@ async fn expired_items_are_absent_until_ttl_deletes_them() {
         Err(ServiceError::ConversationNotFound(_))
     ));
     let outcome = tagger
-        .classify_conversation("old", "add it to my cart please")
+        .classify_conversation("old", "add it to my cart please", None)
         .await
         .unwrap();
     assert_eq!(outcome.step.next.version, 1, "a fresh conversation");
@@ -807,7 +807,7 @@ async fn sequential_writes(store: Arc<Counting>, n: usize) -> Measured {
         let before = store.counts.store_time();
         let started = Instant::now();
         tagger
-            .classify_conversation("measure", &format!("message {i}: do you ship to Canada?"))
+            .classify_conversation("measure", &format!("message {i}: do you ship to Canada?"), None)
             .await
             .unwrap();
         request_times.push(started.elapsed());
@@ -834,7 +834,7 @@ async fn measure_calls_and_added_latency() {
     let dynamo = Counting::over(Arc::new(moto.store("measure", CONNECT, OPERATION).await));
     // One warm-up request: the connection pool and credentials, as after a cold start.
     tagger(dynamo.clone(), &[])
-        .classify_conversation("warm-up", "hello")
+        .classify_conversation("warm-up", "hello", None)
         .await
         .unwrap();
     let dynamo = Counting::over(dynamo.inner.clone());

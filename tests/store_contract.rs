@@ -37,7 +37,7 @@ async fn concurrent_writers_lose_no_message() {
                 for i in 0..25 {
                     let message = format!("task {t} message {i}: ok add it to my cart");
                     let outcome = tagger
-                        .classify_conversation("busy", &message)
+                        .classify_conversation("busy", &message, None)
                         .await
                         .unwrap();
                     versions.push(outcome.step.next.version);

@@ -65,6 +65,9 @@ impl From<ServiceError> for ApiError {
                 "store_unavailable",
                 message,
             ),
+            ServiceError::Overloaded(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+            }
             ServiceError::StoreContention(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_contention", message)
             }

@@ -88,9 +88,9 @@ async fn classify_conversation(
     JsonBody(req): JsonBody<ConversationRequest>,
 ) -> Result<Response, ApiError> {
     let outcome = t
-        .classify_conversation(&req.conversation_id, &req.message)
+        .classify_conversation(&req.conversation_id, &req.message, req.message_id.as_deref())
         .await?;
-    let body = ConversationResponse::new(&req.conversation_id, outcome);
+    let body = ConversationResponse::new(&req.conversation_id, req.message_id, outcome);
     let tags = body.message_result.selected.clone();
     Ok(with_tags(&tags, Json(body)))
 }

@@ -32,6 +32,11 @@ pub struct ConversationRequest {
     /// 1-128 characters of `[A-Za-z0-9_.:@-]`.
     pub conversation_id: String,
     pub message: String,
+    /// Optional, chosen by the client, unique within the conversation (1-128 characters of
+    /// `[A-Za-z0-9_.:@-]`). A retry with the same id is answered with the first result and
+    /// appends nothing (`duplicate: true`).
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 /// A recent message as evidence for the conversation tag.
@@ -60,10 +65,16 @@ pub struct ConversationResponse {
     pub message_result: MessageResult,
     /// Messages now in the window.
     pub window_size: usize,
+    /// The request's `message_id`, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// True when the `message_id` was already in the conversation: this is the first result,
+    /// and nothing was written.
+    pub duplicate: bool,
 }
 
 impl ConversationResponse {
-    pub fn new(id: &str, outcome: ConversationOutcome) -> Self {
+    pub fn new(id: &str, message_id: Option<String>, outcome: ConversationOutcome) -> Self {
         let next = outcome.step.next;
         let skip = next.entries.len().saturating_sub(2);
         Self {
@@ -81,6 +92,8 @@ impl ConversationResponse {
                 .collect(),
             message_result: outcome.message,
             window_size: next.entries.len(),
+            message_id,
+            duplicate: outcome.duplicate,
         }
     }
 }

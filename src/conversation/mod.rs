@@ -29,6 +29,13 @@ pub struct Entry {
     pub snippet: String,
     /// When the message was classified, epoch seconds.
     pub at: u64,
+    /// The client's id for the message (`message_id`), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Whether the message was cut to the model's maximum tokens (kept so that a retried
+    /// message is answered with exactly its first result).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// A conversation's stored state.
@@ -43,7 +50,16 @@ pub struct Conversation {
     pub updated_at: u64,
     /// After this instant (epoch seconds) the conversation no longer exists.
     pub expires_at: u64,
+    /// The `message_id`s of the last `REMEMBERED_IDS` messages, oldest first: a retried
+    /// message is recognised even after it has left the window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_ids: Vec<String>,
 }
+
+/// How many message ids a conversation remembers for idempotent retries. A retry comes
+/// seconds after its first attempt; 100 later messages in one conversation in between is far
+/// past any real chat.
+pub const REMEMBERED_IDS: usize = 100;
 
 /// How the window is aggregated.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +129,12 @@ pub fn advance(
     thresholds: &[f32],
 ) -> Step {
     let now = entry.at;
+    let mut message_ids = current.map(|c| c.message_ids.clone()).unwrap_or_default();
+    if let Some(id) = &entry.message_id {
+        message_ids.push(id.clone());
+        let excess = message_ids.len().saturating_sub(REMEMBERED_IDS);
+        message_ids.drain(..excess);
+    }
     let mut entries = current.map(|c| c.entries.clone()).unwrap_or_default();
     entries.push(entry);
     let excess = entries.len().saturating_sub(rules.size.max(1));
@@ -130,6 +152,7 @@ pub fn advance(
             version: current.map_or(0, |c| c.version) + 1,
             updated_at: now,
             expires_at: now.saturating_add(rules.ttl_seconds),
+            message_ids,
         },
         previous_tag,
         switched,
@@ -140,5 +163,18 @@ impl Conversation {
     /// Expired conversations count as absent everywhere (stores delete them only eventually).
     pub fn is_live(&self, now: u64) -> bool {
         now < self.expires_at
+    }
+
+    /// Whether a message with this client id was already folded in.
+    pub fn has_message(&self, message_id: &str) -> bool {
+        self.message_ids.iter().any(|m| m == message_id)
+    }
+
+    /// The window's entry for a client message id, while it is still in the window.
+    pub fn entry_of(&self, message_id: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.message_id.as_deref() == Some(message_id))
     }
 }

@@ -12,6 +12,8 @@ fn entry(p: [f32; 3], at: u64) -> Entry {
         top: vec![],
         snippet: format!("message {at}"),
         at,
+        message_id: None,
+        truncated: false,
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Item: `conversation_id` (S, partition key), `window` (S: the entries as JSON; the service
 //! reads and writes the window whole, so one attribute keeps the item one read and one
-//! write), `tag` (S, JSON, absent when none), `version`, `updated_at`, `expires_at` (N, epoch
+//! write), `tag` (S, JSON, absent when none), `message_ids` (S, JSON: the client ids of the
+//! last messages, for idempotent retries; absent when none), `version`, `updated_at`, `expires_at` (N, epoch
 //! seconds; the table's TTL attribute). No full message text is ever stored: entries hold
 //! only the configured snippet.
 
@@ -166,6 +167,12 @@ fn to_item(id: &str, c: &Conversation) -> Result<HashMap<String, AttributeValue>
     if let Some(tag) = &c.tag {
         item.insert("tag".to_owned(), AttributeValue::S(json(tag)?));
     }
+    if !c.message_ids.is_empty() {
+        item.insert(
+            "message_ids".to_owned(),
+            AttributeValue::S(json(&c.message_ids)?),
+        );
+    }
     Ok(item)
 }
 
@@ -192,6 +199,11 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Conversation, Sto
         version: num("version")?,
         updated_at: num("updated_at")?,
         expires_at: num("expires_at")?,
+        message_ids: text("message_ids")
+            .map(|t| serde_json::from_str::<Vec<String>>(t))
+            .transpose()
+            .map_err(|_| bad("message_ids"))?
+            .unwrap_or_default(),
     })
 }
 

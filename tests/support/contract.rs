@@ -15,12 +15,15 @@ pub fn conversation(version: u64, ats: &[u64], expires_at: u64) -> Conversation 
                 top: vec![],
                 snippet: format!("m{at}"),
                 at,
+                message_id: Some(format!("id-{at}")),
+                truncated: false,
             })
             .collect(),
         tag: None,
         version,
         updated_at: ats.last().copied().unwrap_or(0),
         expires_at,
+        message_ids: ats.iter().map(|at| format!("id-{at}")).collect(),
     }
 }
 
