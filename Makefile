@@ -15,7 +15,7 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
-	dynamodb-local bench build build-x86 packages lambda-tools sam-build
+	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -28,6 +28,8 @@ help:
 	@echo "make e2e     both bootstraps end to end: arm64 under qemu, x86_64 natively, plus cold start"
 	@echo "make test-deploy   lint template.yaml, sam build (no Docker), CDK tests and synth"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
+	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
+	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
 
 test: lint test-rust test-python packages test-deploy e2e
 
@@ -114,6 +116,35 @@ tract-tool:
 # shipped (the `release` profile, with LTO).
 bench:
 	cargo bench --bench inference
+
+# The local server (the `local` profile's binary) under wrk, POST /classify-message at 1, 8, 64
+# and 256 connections, 15 s each, twice: the inference limit on (the server's defaults) and off
+# (INFERENCE_CONCURRENCY=0), in one markdown table with the CPU model. scripts/load.py's head
+# says what each column means; the numbers mean something only on an otherwise idle machine.
+# LOAD_ARGS passes options, e.g. LOAD_ARGS="--seconds 30 --check" or "--retry-after".
+LOAD_ARGS ?=
+load: load-tools
+	cargo build $(TEST_PROFILE) --bin tagbeez
+	python3 scripts/load.py $(LOAD_ARGS)
+
+# The soak: 8 connections for 10 minutes, the server's RSS every 10 s, its least-squares slope
+# in MiB/h and the status counts. Printed, not checked: read the slope (add LOAD_ARGS=--check
+# for the goals; the RSS bound is then 27 MiB/h).
+soak: load-tools
+	cargo build $(TEST_PROFILE) --bin tagbeez
+	python3 scripts/load.py soak --seconds 600 $(LOAD_ARGS)
+
+# What `make test` runs: 60 s of the soak with --check: no 5xx but overload 503s, no socket
+# error or timeout, and no runaway RSS growth (a bound of about 290 MiB/h: a 60-s slope is
+# mostly allocator noise, so only a leak of some 80 KiB/s fails it; the 10-minute soak is
+# the one that sees a slow leak).
+soak-short: load-tools
+	cargo build $(TEST_PROFILE) --bin tagbeez
+	python3 scripts/load.py soak --seconds 60 --check
+
+# wrk, from Debian's packages, when missing.
+load-tools:
+	scripts/install-load-tools.sh
 
 # The virtual environment is rebuilt whenever the pins change. requirements.txt names what the
 # pipeline uses; constraints.txt pins every transitive package to the versions tested.

@@ -64,7 +64,11 @@ impl Drop for Slot {
         // Exponential moving average with weight 1/8: follows a change of load within a few
         // dozen requests; races between slots only blur it, which is harmless.
         let old = self.limit.hold_micros.load(Ordering::Relaxed);
-        let new = if old == 0 { held } else { old - old / 8 + held / 8 };
+        let new = if old == 0 {
+            held
+        } else {
+            old - old / 8 + held / 8
+        };
         self.limit.hold_micros.store(new, Ordering::Relaxed);
     }
 }
@@ -82,7 +86,8 @@ impl InferenceLimit {
     pub fn new(settings: LimitSettings) -> Arc<Self> {
         Arc::new(Self {
             settings,
-            slots: (settings.concurrency > 0).then(|| Arc::new(Semaphore::new(settings.concurrency))),
+            slots: (settings.concurrency > 0)
+                .then(|| Arc::new(Semaphore::new(settings.concurrency))),
             waiting: AtomicUsize::new(0),
             hold_micros: AtomicU64::new(0),
         })
@@ -168,7 +173,13 @@ mod tests {
         }
         let started = Instant::now();
         let refused = l.acquire().await.unwrap_err();
-        assert_eq!(refused, Overloaded::QueueFull { waiting: 1, queue: 1 });
+        assert_eq!(
+            refused,
+            Overloaded::QueueFull {
+                waiting: 1,
+                queue: 1
+            }
+        );
         assert!(started.elapsed() < Duration::from_secs(1));
         drop(held);
         assert_eq!(waiter.await.unwrap(), Ok(()));

@@ -183,12 +183,15 @@ impl Tagger {
         message: String,
         message_id: Option<&str>,
     ) -> Result<ConversationOutcome, ServiceError> {
-        // A retry costs one read, not an inference.
+        // With a message id, read first: a retry then costs one read, not an inference, and
+        // the read serves the write's first attempt (still two store calls per write).
+        let mut preloaded = None;
         if let Some(mid) = message_id {
             let current = self.store.load(id, now()).await.map_err(store_error(id))?;
-            if let Some(c) = current.filter(|c| c.has_message(mid)) {
-                return self.duplicate(c, mid, message).await;
+            if let Some(c) = current.as_ref().filter(|c| c.has_message(mid)) {
+                return self.duplicate(c.clone(), mid, message).await;
             }
+            preloaded = Some(current);
         }
         let snippet = conversation::snippet(&message, self.config.snippet_chars);
         let prediction = self.predict(vec![message.clone()]).await?.remove(0);
@@ -201,7 +204,7 @@ impl Tagger {
             message_id: message_id.map(str::to_owned),
             truncated: prediction.truncated,
         };
-        match self.fold_into_window(id, entry).await? {
+        match self.fold_into_window(id, entry, preloaded).await? {
             Folded::Written(step) => Ok(ConversationOutcome {
                 step,
                 message: result,
@@ -251,12 +254,14 @@ impl Tagger {
         work: impl std::future::Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
         let deadline = self.config.store_deadline;
-        tokio::time::timeout(deadline, work).await.unwrap_or_else(|_| {
-            Err(ServiceError::StoreUnavailable(format!(
-                "conversation {id:?}: no answer within {} ms",
-                deadline.as_millis()
-            )))
-        })
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ServiceError::StoreUnavailable(format!(
+                    "conversation {id:?}: no answer within {} ms",
+                    deadline.as_millis()
+                )))
+            })
     }
 
     /// The stored window, if the conversation is live.
@@ -295,12 +300,22 @@ impl Tagger {
     /// Read -> compute -> conditional write, retried with jittered backoff when another
     /// writer got there first, so no concurrent message is lost from the window and
     /// `switched` is computed against the window the write actually replaced.
-    async fn fold_into_window(&self, id: &str, entry: Entry) -> Result<Folded, ServiceError> {
+    /// `preloaded` is a read already made for this write, used for its first attempt.
+    async fn fold_into_window(
+        &self,
+        id: &str,
+        entry: Entry,
+        mut preloaded: Option<Option<Conversation>>,
+    ) -> Result<Folded, ServiceError> {
         let labels = self.classifier.labels();
         for attempt in 0..SAVE_ATTEMPTS {
             let now = entry.at;
-            let current = self.store.load(id, now).await.map_err(store_error(id))?;
-            let seen = |c: &Conversation| entry.message_id.as_ref().is_some_and(|m| c.has_message(m));
+            let current = match preloaded.take() {
+                Some(read) => read,
+                None => self.store.load(id, now).await.map_err(store_error(id))?,
+            };
+            let seen =
+                |c: &Conversation| entry.message_id.as_ref().is_some_and(|m| c.has_message(m));
             if let Some(c) = current.as_ref().filter(|c| seen(c)) {
                 return Ok(Folded::Duplicate(c.clone()));
             }
@@ -359,12 +374,16 @@ impl Tagger {
         }
     }
 
+    /// A message holds a character that is not whitespace (`char::is_whitespace`) and at most
+    /// `max_message_chars` characters as sent, surrounding whitespace included: exactly the
+    /// OpenAPI document's `Message` (`pattern` and `maxLength`, which count the raw string).
+    /// It is classified trimmed.
     fn valid_message(&self, message: &str, field: &str) -> Result<String, ServiceError> {
         let trimmed = message.trim();
         if trimmed.is_empty() {
             return Err(invalid("empty_message", format!("{field} is empty")));
         }
-        let chars = trimmed.chars().count();
+        let chars = message.chars().count();
         if chars > self.config.max_message_chars {
             return Err(invalid(
                 "message_too_long",

@@ -8,8 +8,16 @@ use std::path::Path;
 
 use tagbeez::api::ROUTES;
 
-/// Settings that only the local server reads: Lambda must not set them.
-const LOCAL_ONLY: &[&str] = &["HOST", "PORT", "DYNAMODB_ENDPOINT"];
+/// Settings that only the local server reads: Lambda must not set them. The back-pressure
+/// settings are inert in Lambda, which gives an instance one request at a time.
+const LOCAL_ONLY: &[&str] = &[
+    "HOST",
+    "PORT",
+    "DYNAMODB_ENDPOINT",
+    "INFERENCE_CONCURRENCY",
+    "INFERENCE_QUEUE",
+    "INFERENCE_QUEUE_TIMEOUT_MS",
+];
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);

@@ -5,7 +5,6 @@
 #[path = "support/contract.rs"]
 mod contract;
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use contract::contract;
@@ -26,7 +25,13 @@ static CLASSIFIER: LazyLock<Arc<Classifier>> =
 /// (version 200) and the window holds the last WINDOW_SIZE writes in commit order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_lose_no_message() {
-    let config = Config::from_vars(HashMap::from([("WINDOW_SIZE".into(), "5".into())])).unwrap();
+    // Room for every writer to wait for inference: this test is about the store, not overload.
+    let config = Config::from_pairs(&[
+        ("WINDOW_SIZE", "5"),
+        ("INFERENCE_QUEUE", "1000"),
+        ("INFERENCE_QUEUE_TIMEOUT_MS", "60000"),
+    ])
+    .unwrap();
     let store = Arc::new(MemoryStore::new());
     let tagger = Tagger::new(CLASSIFIER.clone(), store.clone(), config);
     let tasks: Vec<_> = (0..8)

@@ -62,6 +62,8 @@ export interface TagbeezSettings {
   readonly dynamodbConnectTimeout?: Duration;
   /** `DYNAMODB_OPERATION_TIMEOUT_MS`: one DynamoDB operation, retries included, 10 ms to 60 s. @default Duration.seconds(3) */
   readonly dynamodbOperationTimeout?: Duration;
+  /** `STORE_DEADLINE_MS`: the longest one conversation write spends on the store, retries included, 10 ms to 60 s. @default Duration.seconds(5) */
+  readonly storeDeadline?: Duration;
   /** `LOG_LEVEL`: a tracing filter such as `info` or `tagbeez=debug`. @default 'info' */
   readonly logLevel?: string;
 }
@@ -458,6 +460,12 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     10,
     60_000,
   );
+  const storeDeadlineMs = checkInt(
+    'storeDeadline (ms)',
+    (settings.storeDeadline ?? Duration.seconds(5)).toMilliseconds(),
+    10,
+    60_000,
+  );
   const logLevel = settings.logLevel ?? 'info';
   if (!Token.isUnresolved(logLevel) && logLevel.trim() === '') {
     throw new Error('TagbeezService: logLevel must not be empty');
@@ -470,6 +478,7 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     SNIPPET_CHARS: numberText(snippetChars),
     DYNAMODB_CONNECT_TIMEOUT_MS: numberText(connectMs),
     DYNAMODB_OPERATION_TIMEOUT_MS: numberText(operationMs),
+    STORE_DEADLINE_MS: numberText(storeDeadlineMs),
     LOG_LEVEL: logLevel,
   };
 }

@@ -68,6 +68,7 @@ const customized = synth({
   snippetChars: 0,
   dynamodbConnectTimeout: Duration.millis(500),
   dynamodbOperationTimeout: Duration.seconds(2),
+  storeDeadline: Duration.seconds(4),
   logLevel: 'tagbeez=debug',
   accessLogging: false,
 });
@@ -109,6 +110,7 @@ const SERVICE_ENV_DEFAULTS: Record<string, string> = {
   SNIPPET_CHARS: '50',
   DYNAMODB_CONNECT_TIMEOUT_MS: '1000',
   DYNAMODB_OPERATION_TIMEOUT_MS: '3000',
+  STORE_DEADLINE_MS: '5000',
   LOG_LEVEL: 'info',
 };
 
@@ -132,7 +134,14 @@ describe('function', () => {
     const fn = onlyResource(defaults.template, 'AWS::Lambda::Function');
     const vars: Record<string, Json> = fn.resource.Properties.Environment.Variables;
     assert.deepEqual(vars, { ...SERVICE_ENV_DEFAULTS, TABLE_NAME: { Ref: table.id } });
-    for (const localOnly of ['HOST', 'PORT', 'DYNAMODB_ENDPOINT']) {
+    for (const localOnly of [
+      'HOST',
+      'PORT',
+      'DYNAMODB_ENDPOINT',
+      'INFERENCE_CONCURRENCY',
+      'INFERENCE_QUEUE',
+      'INFERENCE_QUEUE_TIMEOUT_MS',
+    ]) {
       assert.ok(!(localOnly in vars), `${localOnly} must not be set in Lambda`);
     }
   });
@@ -151,6 +160,7 @@ describe('function', () => {
           SNIPPET_CHARS: '0',
           DYNAMODB_CONNECT_TIMEOUT_MS: '500',
           DYNAMODB_OPERATION_TIMEOUT_MS: '2000',
+          STORE_DEADLINE_MS: '4000',
           LOG_LEVEL: 'tagbeez=debug',
           TABLE_NAME: { Ref: table.id },
         }),
@@ -176,6 +186,7 @@ describe('function', () => {
       [{ snippetChars: 501 }, /snippetChars/],
       [{ dynamodbConnectTimeout: Duration.millis(5) }, /dynamodbConnectTimeout/],
       [{ dynamodbOperationTimeout: Duration.minutes(2) }, /dynamodbOperationTimeout/],
+      [{ storeDeadline: Duration.millis(5) }, /storeDeadline/],
       [{ logLevel: ' ' }, /logLevel/],
     ];
     for (const [props, message] of bad) {

@@ -149,3 +149,38 @@ fn expiry_is_exclusive() {
     assert!(c.is_live(100));
     assert!(!c.is_live(101));
 }
+
+#[test]
+fn message_ids_are_remembered_past_the_window_up_to_the_bound() {
+    let r = rules(2, 1.0);
+    let mut current: Option<Conversation> = None;
+    for i in 0..(REMEMBERED_IDS as u64 + 5) {
+        let mut e = entry([0.9, 0.1, 0.0], i + 1);
+        // Every other message has no id: only ids are remembered.
+        e.message_id = (i % 2 == 0).then(|| format!("m{i}"));
+        current = Some(advance(current.as_ref(), e, &r, &tags(), &THRESHOLDS).next);
+    }
+    let c = current.unwrap();
+    assert_eq!(c.entries.len(), 2);
+    assert_eq!(c.message_ids.len(), (REMEMBERED_IDS + 5).div_ceil(2).min(REMEMBERED_IDS));
+    assert!(c.has_message("m104"), "the newest id");
+    assert!(c.has_message("m2"), "an id long out of the window");
+    assert!(!c.has_message("m1"), "never an id");
+    assert!(c.entry_of("m104").is_some(), "in the window");
+    assert!(c.entry_of("m2").is_none(), "out of the window");
+}
+
+#[test]
+fn the_oldest_ids_are_forgotten_first() {
+    let r = rules(1, 1.0);
+    let mut current: Option<Conversation> = None;
+    for i in 0..(REMEMBERED_IDS as u64 + 3) {
+        let mut e = entry([0.9, 0.1, 0.0], i + 1);
+        e.message_id = Some(format!("m{i}"));
+        current = Some(advance(current.as_ref(), e, &r, &tags(), &THRESHOLDS).next);
+    }
+    let c = current.unwrap();
+    assert_eq!(c.message_ids.len(), REMEMBERED_IDS);
+    assert_eq!(c.message_ids.first().map(String::as_str), Some("m3"));
+    assert!(!c.has_message("m2"));
+}
