@@ -15,7 +15,8 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
-	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools
+	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
+	deny deny-advisories
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -27,11 +28,24 @@ help:
 	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
 	@echo "make e2e     both bootstraps end to end: arm64 under qemu, x86_64 natively, plus cold start"
 	@echo "make test-deploy   lint template.yaml, sam build (no Docker), CDK tests and synth"
+	@echo "make deny    licences, banned crates and sources of the dependency graph (cargo-deny, offline)"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
 	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
 
-test: lint test-rust test-python packages test-deploy e2e
+test: lint deny test-rust test-python packages test-deploy e2e soak-short
+
+# Supply-chain checks on the dependency graph (deny.toml): licences, banned crates and
+# features, wildcards, crates.io-only sources. Offline, with cargo-deny 0.20.2 built from
+# crates.io into .tools/cargo-deny the first time (a debug build, about 1.5-2.5 minutes on
+# 2 cores; scripts/install-cargo-deny.sh says why). The advisory check needs GitHub, so it
+# is not part of `make test`: `make deny-advisories` where GitHub is reachable.
+deny:
+	scripts/deny.sh
+
+deny-advisories:
+	scripts/install-cargo-deny.sh
+	.tools/cargo-deny/bin/cargo-deny --locked check advisories
 
 # Tests, clippy and the tract tool use the `local` profile: release optimisation without the
 # shipped binary's LTO (Cargo.toml says why). The shipped bootstrap is tested by `e2e`.
