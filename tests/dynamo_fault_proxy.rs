@@ -1,18 +1,14 @@
-//! The DynamoDB store behind a fault-injecting proxy (tests/support/fault_proxy.rs) in front
-//! of moto (tests/support/dynamodb.rs):
-//!
-//! - with faults off, the `ConversationStore` contract passes through the proxy unchanged;
-//! - each fault kind reaches an SDK client as intended (error codes, a write that landed with
-//!   its answer lost, a write that never landed, a timeout);
-//! - the service under ~30% faulted DynamoDB calls: 1,000 idempotent conversation writes (plus
-//!   deliberate re-sends, concurrent twins and invalid requests) from 16 clients that retry on
-//!   503. Every answer is a 200, a 4xx or a 503 within the store deadline (+ a margin for
-//!   inference); once faults are off and every unanswered write re-sent, each conversation's
-//!   version equals the number of distinct message ids written to it and its stored ids are
-//!   exactly those ids: nothing lost, nothing doubled. Counts printed with `--nocapture`.
+//! The service behind a fault-injecting proxy (tests/support/fault_proxy.rs; its own tests in
+//! tests/fault_proxy.rs) in front of moto: ~30% of DynamoDB calls faulted, 1,000 idempotent
+//! conversation writes (plus deliberate re-sends, concurrent twins and invalid requests) from
+//! 16 clients that retry on 503. Every answer is a 200, a 4xx or a 503 within the store
+//! deadline (+ a margin for inference); once faults are off and every unanswered write
+//! re-sent, each conversation's version equals the number of distinct message ids written to
+//! it and its stored ids are exactly those ids: nothing lost, nothing doubled. Counts printed
+//! with `--nocapture`.
 
-#[path = "support/contract.rs"]
-mod contract;
+#[path = "support/dynamo_app.rs"]
+mod dynamo_app;
 #[path = "support/dynamodb.rs"]
 mod dynamodb;
 #[path = "support/fault_proxy.rs"]
@@ -20,34 +16,22 @@ mod fault_proxy;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use axum::body::Body;
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::StatusCode;
 use axum::Router;
+use dynamo_app::{call, ms, Reply, CLASSIFIER};
 use dynamodb::Moto;
-use fault_proxy::{Fault, FaultPlan, FaultProxy};
-use http_body_util::BodyExt;
+use fault_proxy::{FaultPlan, FaultProxy};
 use serde_json::{json, Value};
 use tagbeez::api;
-use tagbeez::classifier::{embedded, Classifier};
 use tagbeez::config::Config;
 use tagbeez::service::Tagger;
 use tagbeez::store::DynamoStore;
-use tower::ServiceExt;
-
-static CLASSIFIER: LazyLock<Arc<Classifier>> = LazyLock::new(|| {
-    Arc::new(Classifier::load(embedded::model_files()).expect("the embedded model loads"))
-});
 
 /// The main test's settings: `DYNAMODB_OPERATION_TIMEOUT_MS` (per SDK operation, its retries
 /// included) short enough that the proxy's longer delays exceed it, and `STORE_DEADLINE_MS`
@@ -57,8 +41,6 @@ const STORE_DEADLINE_MS: u64 = 2_000;
 /// Every answer must arrive within the store deadline plus this (inference and scheduling on
 /// a busy 2-core machine): a bound against hangs, not a speed measurement.
 const MARGIN: Duration = Duration::from_secs(3);
-/// A router call that takes this long fails the test at once (a hang, not a slow answer).
-const HANG: Duration = Duration::from_secs(15);
 /// The whole faulted run must end within this.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
@@ -89,224 +71,6 @@ const SAMPLES: [&str; 8] = [
     "just looking around, thanks",
     "is there a discount code for first orders?",
 ];
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1e3)
-}
-
-// ---------------------------------------------------------------------------------------
-// The router, in process
-// ---------------------------------------------------------------------------------------
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-    elapsed: Duration,
-}
-
-async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> Reply {
-    let what = format!("{method} {uri}");
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header(CONTENT_TYPE, "application/json");
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let started = Instant::now();
-    let response = tokio::time::timeout(HANG, app.clone().oneshot(request))
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung for {HANG:?}"))
-        .expect("the router is infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = tokio::time::timeout(HANG, response.into_body().collect())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: the body hung for {HANG:?}"))
-        .unwrap()
-        .to_bytes();
-    let elapsed = started.elapsed();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{what} -> {status}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    Reply {
-        status,
-        headers,
-        json,
-        elapsed,
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The proxy itself
-// ---------------------------------------------------------------------------------------
-
-/// With faults off the proxy is transparent: the store contract passes through it, and every
-/// request it saw passed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_contract_passes_through_the_proxy_with_faults_off() {
-    let mut moto = Moto::start();
-    moto.create_table("through").await;
-    let proxy = FaultProxy::start(moto.port(), FaultPlan::MIXED, SEED).await;
-    proxy.set_faults(false);
-    let store = DynamoStore::connect(&dynamodb::settings(
-        "through",
-        &proxy.endpoint(),
-        Duration::from_secs(1),
-        Duration::from_secs(3),
-    ))
-    .await;
-    contract::contract(&store).await;
-    let counts = proxy.counts();
-    println!("proxy, faults off, store contract: {}", counts.summary());
-    assert!(counts.requests >= 10, "{counts:?}");
-    assert_eq!(counts.passed, counts.requests, "{counts:?}");
-    assert_eq!(counts.faulted(), 0, "{counts:?}");
-    assert_eq!(
-        (counts.incomplete, counts.unreadable, counts.upstream_errors),
-        (0, 0, 0),
-        "{counts:?}"
-    );
-    assert_eq!(
-        counts.connections, counts.requests,
-        "one request per connection"
-    );
-}
-
-/// A client of `endpoint` without SDK retries (each call is exactly one request through the
-/// proxy) and with the given operation timeout.
-fn single_shot_client(endpoint: &str, operation_timeout: Duration) -> Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .endpoint_url(endpoint)
-        .region(Region::new(dynamodb::REGION))
-        .credentials_provider(Credentials::new(
-            dynamodb::ACCESS_KEY,
-            dynamodb::ACCESS_KEY,
-            None,
-            None,
-            "tagbeez-tests",
-        ))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(operation_timeout)
-                .build(),
-        )
-        .build();
-    Client::from_conf(config)
-}
-
-async fn put(client: &Client, table: &str, key: &str) -> Result<(), String> {
-    client
-        .put_item()
-        .table_name(table)
-        .item("conversation_id", AttributeValue::S(key.to_owned()))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| match e.as_service_error().and_then(|s| s.code()) {
-            Some(code) => format!("service error {code}"),
-            None => format!("no answer: {e}"),
-        })
-}
-
-async fn stored(client: &Client, table: &str, key: &str) -> bool {
-    client
-        .get_item()
-        .table_name(table)
-        .key("conversation_id", AttributeValue::S(key.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem from moto directly")
-        .item
-        .is_some()
-}
-
-/// Each fault, alone, as a single-shot SDK client sees it: the injected error codes, a write
-/// whose answer was lost (it landed), a write dropped before forwarding (it did not), a delay
-/// past the client's timeout (the client gives up; the write still lands).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_fault_reaches_the_client_as_intended() {
-    let mut moto = Moto::start();
-    moto.create_table("kinds").await;
-    let direct = moto.client();
-    let delay = Duration::from_millis(250);
-    let cases: [(Fault, &str, Option<&str>, bool); 7] = [
-        (Fault::Pass, "pass", None, true),
-        (
-            Fault::InternalError,
-            "internal",
-            Some("service error InternalServerError"),
-            false,
-        ),
-        (
-            Fault::ThroughputExceeded,
-            "throughput",
-            Some("service error ProvisionedThroughputExceededException"),
-            false,
-        ),
-        (
-            Fault::Throttling,
-            "throttling",
-            Some("service error ThrottlingException"),
-            false,
-        ),
-        (Fault::DropBeforeForwarding, "drop-before", None, false),
-        (Fault::DropAfterForwarding, "drop-after", None, true),
-        (Fault::Delay(delay), "delay", None, true),
-    ];
-    for (fault, key, want_error, lands) in cases {
-        let proxy = FaultProxy::start(moto.port(), FaultPlan::only(fault), SEED).await;
-        let client = single_shot_client(&proxy.endpoint(), Duration::from_millis(100));
-        let started = Instant::now();
-        let result = put(&client, "kinds", key).await;
-        let elapsed = started.elapsed();
-        match (fault, want_error) {
-            (Fault::Pass, _) => assert_eq!(result, Ok(()), "{fault:?}"),
-            (_, Some(want)) => assert_eq!(result, Err(want.to_owned()), "{fault:?}"),
-            (_, None) => {
-                let error = result.as_ref().expect_err("the call must fail");
-                assert!(error.starts_with("no answer"), "{fault:?}: {error}");
-            }
-        }
-        if let Fault::Delay(_) = fault {
-            // The client gave up at its 100 ms timeout; the proxy forwards at 250 ms.
-            assert!(elapsed < delay, "{fault:?}: {elapsed:?}");
-            tokio::time::sleep(delay + Duration::from_millis(300)).await;
-        }
-        assert_eq!(stored(&direct, "kinds", key).await, lands, "{fault:?}");
-        let counts = proxy.counts();
-        assert_eq!(counts.requests, 1, "{fault:?}: {counts:?}");
-        println!(
-            "{fault:?}: {result:?} in {}; {}",
-            ms(elapsed),
-            counts.summary()
-        );
-        match fault {
-            Fault::Pass => assert_eq!(counts.passed, 1),
-            Fault::Delay(_) => assert_eq!((counts.delayed, counts.delayed_past_client), (1, 1)),
-            Fault::DropBeforeForwarding => assert_eq!(counts.dropped_before, 1),
-            Fault::DropAfterForwarding => assert_eq!(counts.write_answers_lost, 1),
-            Fault::InternalError => assert_eq!(counts.internal_errors, 1),
-            Fault::ThroughputExceeded => assert_eq!(counts.throughput_exceeded, 1),
-            Fault::Throttling => assert_eq!(counts.throttled, 1),
-        }
-        // Turned off at runtime, the same proxy passes everything.
-        proxy.set_faults(false);
-        assert_eq!(put(&client, "kinds", "after").await, Ok(()), "{fault:?}");
-        assert_eq!(proxy.counts().passed, 1 + u64::from(fault == Fault::Pass));
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The service under faults
