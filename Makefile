@@ -16,7 +16,7 @@ QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories
+	deny deny-advisories schemathesis schemathesis-tools
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -28,12 +28,13 @@ help:
 	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
 	@echo "make e2e     both bootstraps end to end: arm64 under qemu, x86_64 natively, plus cold start"
 	@echo "make test-deploy   lint template.yaml, sam build (no Docker), CDK tests and synth"
+	@echo "make schemathesis   the OpenAPI document against the local server, every check and phase"
 	@echo "make deny    licences, banned crates and sources of the dependency graph (cargo-deny, offline)"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
 	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
 	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
 
-test: lint deny test-rust test-python packages test-deploy e2e soak-short
+test: lint deny test-rust schemathesis test-python packages test-deploy e2e soak-short
 
 # Supply-chain checks on the dependency graph (deny.toml): licences, banned crates and
 # features, wildcards, crates.io-only sources. Offline, with cargo-deny 0.20.2 built from
@@ -70,6 +71,18 @@ e2e-tools:
 
 moto:
 	scripts/install-moto.sh
+
+# The OpenAPI document is the contract: schemathesis (PyPI, installed project-locally in
+# .tools/schemathesis, pinned with every transitive package in scripts/schemathesis-constraints.txt)
+# starts the local server (in-memory store) on a free loopback port and runs every check in every
+# phase (examples, coverage, fuzzing, stateful along the document's links), positive and negative
+# data, 100 cases per operation and phase, within 600 s. MAX_EXAMPLES=400 for a deeper run;
+# SEED=<printed seed> to reproduce one. JUnit report and server log in target/schemathesis/.
+schemathesis: schemathesis-tools
+	scripts/schemathesis.sh
+
+schemathesis-tools:
+	scripts/install-schemathesis.sh
 
 # The Lambda packages: bootstrap + zip, arm64 (Graviton) by default, x86_64 in its own folder
 # (cargo-lambda otherwise writes both to target/lambda/tagbeez/). zig, from cargo-lambda's

@@ -49,8 +49,11 @@ pub struct ConfigError {
 
 /// Largest accepted batch (`/classify-batch`).
 pub const MAX_BATCH: usize = 64;
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest accepted request body: room for the largest valid batch at the default limits, 64
+/// messages of 5,000 characters each written as a JSON surrogate-pair escape (12 bytes a
+/// character: 3.84 MB), so that no request the OpenAPI document allows is refused as too
+/// large. Under Lambda's 6 MB synchronous payload limit.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {

@@ -115,6 +115,7 @@ async fn classify_conversation_reports_every_field_and_evicts_beyond_the_window(
             [
                 "conversation_id",
                 "conversation_tag",
+                "duplicate",
                 "evidence",
                 "message_result",
                 "previous_tag",

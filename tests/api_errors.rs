@@ -6,6 +6,7 @@
 use axum::body::Body;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
+use tagbeez::config::MAX_BODY_BYTES;
 
 #[path = "support/router.rs"]
 mod router;
@@ -196,7 +197,7 @@ async fn messages_over_the_limit_are_400_message_too_long() {
     ok(post(
         &app,
         "/classify-message",
-        &json!({ "message": format!("   {at_limit}\n") }),
+        &json!({ "message": format!("   {}\n", "é".repeat(16)) }),
     )
     .await);
     let over = "a".repeat(21);
@@ -332,7 +333,7 @@ async fn bad_conversation_ids_are_400_in_the_path() {
 }
 
 #[tokio::test]
-async fn bodies_over_256_kib_are_413() {
+async fn bodies_over_4_mib_are_413() {
     let app = app();
     let prefix = "{\"message\":\"";
     let suffix = "\"}";
@@ -343,7 +344,7 @@ async fn bodies_over_256_kib_are_413() {
         )
     };
     // At the limit the body is read, and the message itself is refused as too long.
-    let body = exactly(256 * 1024);
+    let body = exactly(MAX_BODY_BYTES);
     let reply = post_raw(&app, "/classify-message", Some("application/json"), body).await;
     error_of(&reply, StatusCode::BAD_REQUEST, "message_too_long");
     // One byte over, the body is refused before parsing.
@@ -352,20 +353,39 @@ async fn bodies_over_256_kib_are_413() {
             &app,
             route,
             Some("application/json"),
-            exactly(256 * 1024 + 1),
+            exactly(MAX_BODY_BYTES + 1),
         )
         .await;
         let message = error_of(&reply, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
-        assert_eq!(message, "the body is over 256 KiB");
+        assert_eq!(message, "the body is over 4096 KiB");
     }
     let reply = post_raw(
         &app,
         "/classify-batch",
         Some("application/json"),
-        exactly(1024 * 1024),
+        exactly(8 * 1024 * 1024),
     )
     .await;
     error_of(&reply, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+}
+
+/// The largest batch the document allows, at its most bytes per character (every character
+/// a non-BMP one, written as a JSON surrogate-pair escape), is read and classified, not 413.
+#[tokio::test]
+async fn the_largest_valid_batch_fits_the_body_limit() {
+    let message = "\\ud83d\\ude00".repeat(5_000);
+    let body = format!(
+        "{{\"messages\":[{}]}}",
+        vec![format!("\"{message}\""); 64].join(",")
+    );
+    assert!(
+        body.len() > 3_800_000 && body.len() <= MAX_BODY_BYTES,
+        "{}",
+        body.len()
+    );
+    let reply = post_raw(&app(), "/classify-batch", Some("application/json"), body).await;
+    let results = ok(reply)["results"].as_array().unwrap().len();
+    assert_eq!(results, 64);
 }
 
 #[tokio::test]

@@ -176,8 +176,8 @@ async fn each_fault_reaches_the_client_as_intended() {
         let counts = proxy.counts();
         assert_eq!(counts.requests, 1, "{fault:?}: {counts:?}");
         println!(
-            "{fault:?}: {result:?} in {}; {}",
-            format!("{:.0} ms", elapsed.as_secs_f64() * 1e3),
+            "{fault:?}: {result:?} in {:.0} ms; {}",
+            elapsed.as_secs_f64() * 1e3,
             counts.summary()
         );
         match fault {

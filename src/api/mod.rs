@@ -60,7 +60,17 @@ pub fn router(tagger: Tagger) -> Router {
 }
 
 #[utoipa::path(post, tag = "tagbeez", path = "/classify-message", request_body = MessageRequest,
-    responses((status = 200, body = MessageResult), (status = "4XX", body = error::ErrorBody)))]
+    responses(
+        (status = 200, description = "The message's tags.", body = MessageResult),
+        (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
+            not a `MessageRequest` (`invalid_request`: a missing, unknown or mistyped field), or \
+            a message outside the schema (`empty_message`, `message_too_long`)."),
+        openapi::JsonBodyRefused,
+        (status = 503, body = error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+            description = "Too many requests are waiting for inference (`overloaded`)."),
+        openapi::Internal,
+    ))]
 async fn classify_message(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<MessageRequest>,
@@ -71,7 +81,19 @@ async fn classify_message(
 }
 
 #[utoipa::path(post, tag = "tagbeez", path = "/classify-batch", request_body = BatchRequest,
-    responses((status = 200, body = BatchResponse), (status = "4XX", body = error::ErrorBody)))]
+    responses(
+        (status = 200, description = "One result per message, in input order.",
+            body = BatchResponse),
+        (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
+            not a `BatchRequest` (`invalid_request`), no or too many messages (`empty_batch`, \
+            `batch_too_large`), or a message outside the schema (`empty_message`, \
+            `message_too_long`, naming `messages[i]`)."),
+        openapi::JsonBodyRefused,
+        (status = 503, body = error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+            description = "Too many requests are waiting for inference (`overloaded`)."),
+        openapi::Internal,
+    ))]
 async fn classify_batch(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<BatchRequest>,
@@ -81,22 +103,62 @@ async fn classify_batch(
 }
 
 #[utoipa::path(post, tag = "tagbeez", path = "/classify-conversation", request_body = ConversationRequest,
-    responses((status = 200, body = ConversationResponse), (status = "4XX", body = error::ErrorBody),
-              (status = 503, description = "conversation store unavailable or contended", body = error::ErrorBody)))]
+    responses(
+        (status = 200, description = "The message's tags and its conversation's, after it joined \
+            the window (or, with `duplicate: true`, its first result).", body = ConversationResponse,
+            links(
+                ("GetConversation" = (operation_id = "get_conversation",
+                    parameters(("id" = "$response.body#/conversation_id")),
+                    description = "The conversation this message joined.")),
+                ("ClearConversation" = (operation_id = "clear_conversation",
+                    parameters(("id" = "$response.body#/conversation_id")),
+                    description = "Forget the conversation this message joined.")),
+            )),
+        (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
+            not a `ConversationRequest` (`invalid_request`), or a value outside the schema \
+            (`invalid_conversation_id`, `invalid_message_id`, `empty_message`, \
+            `message_too_long`)."),
+        openapi::JsonBodyRefused,
+        (status = 503, body = error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+            description = "The conversation store is unavailable or too slow \
+            (`store_unavailable`), too many writers are on this conversation \
+            (`store_contention`), or too many requests are waiting for inference (`overloaded`)."),
+        openapi::Internal,
+    ))]
 async fn classify_conversation(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<ConversationRequest>,
 ) -> Result<Response, ApiError> {
     let outcome = t
-        .classify_conversation(&req.conversation_id, &req.message, req.message_id.as_deref())
+        .classify_conversation(
+            &req.conversation_id,
+            &req.message,
+            req.message_id.as_deref(),
+        )
         .await?;
     let body = ConversationResponse::new(&req.conversation_id, req.message_id, outcome);
     let tags = body.message_result.selected.clone();
     Ok(with_tags(&tags, Json(body)))
 }
 
-#[utoipa::path(get, tag = "tagbeez", path = "/conversation/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = ConversationView), (status = 404, body = error::ErrorBody)))]
+#[utoipa::path(get, tag = "tagbeez", path = "/conversation/{id}",
+    params(("id" = openapi::Id, Path, description = "The conversation's id.")),
+    responses(
+        (status = 200, description = "The conversation's stored window.", body = ConversationView,
+            links(("ClearConversation" = (operation_id = "clear_conversation",
+                parameters(("id" = "$response.body#/conversation_id")),
+                description = "Forget this conversation.")))),
+        (status = 400, body = error::ErrorBody,
+            description = "The id is outside the schema (`invalid_conversation_id`)."),
+        (status = 404, body = error::ErrorBody,
+            description = "No live conversation has this id (`conversation_not_found`)."),
+        (status = 503, body = error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+            description = "The conversation store is unavailable (`store_unavailable`, \
+            `store_contention`)."),
+        openapi::Internal,
+    ))]
 async fn get_conversation(
     State(t): State<Tagger>,
     id: Result<Path<String>, PathRejection>,
@@ -106,8 +168,23 @@ async fn get_conversation(
     Ok(Json(ConversationView::new(&id, conversation)))
 }
 
-#[utoipa::path(delete, tag = "tagbeez", path = "/conversation/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Cleared), (status = 404, body = error::ErrorBody)))]
+#[utoipa::path(delete, tag = "tagbeez", path = "/conversation/{id}",
+    params(("id" = openapi::Id, Path, description = "The conversation's id.")),
+    responses(
+        (status = 200, description = "The conversation is forgotten.", body = Cleared,
+            links(("GetConversation" = (operation_id = "get_conversation",
+                parameters(("id" = "$response.body#/conversation_id")),
+                description = "The conversation, now gone (404).")))),
+        (status = 400, body = error::ErrorBody,
+            description = "The id is outside the schema (`invalid_conversation_id`)."),
+        (status = 404, body = error::ErrorBody,
+            description = "No live conversation has this id (`conversation_not_found`)."),
+        (status = 503, body = error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+            description = "The conversation store is unavailable (`store_unavailable`, \
+            `store_contention`)."),
+        openapi::Internal,
+    ))]
 async fn clear_conversation(
     State(t): State<Tagger>,
     id: Result<Path<String>, PathRejection>,
@@ -136,7 +213,12 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> 
 }
 
 #[utoipa::path(get, tag = "tagbeez", path = "/health",
-    responses((status = 200, body = Health), (status = 503, description = "store unreachable", body = Health)))]
+    responses(
+        (status = 200, description = "The service can serve (`status: ok`).", body = Health),
+        (status = 503, body = Health, description = "The conversation store is unreachable \
+            (`status: degraded`): conversations fail, single messages work."),
+        openapi::Internal,
+    ))]
 async fn health(State(t): State<Tagger>) -> (StatusCode, Json<Health>) {
     let health = t.health().await;
     let status = if health.store_reachable {
@@ -147,7 +229,11 @@ async fn health(State(t): State<Tagger>) -> (StatusCode, Json<Health>) {
     (status, Json(health))
 }
 
-#[utoipa::path(get, tag = "tagbeez", path = "/", responses((status = 200, body = ServiceInfo)))]
+#[utoipa::path(get, tag = "tagbeez", path = "/",
+    responses(
+        (status = 200, description = "What this service is and serves.", body = ServiceInfo),
+        openapi::Internal,
+    ))]
 async fn service_info(State(t): State<Tagger>) -> Json<ServiceInfo> {
     let labels = t.classifier().labels();
     Json(ServiceInfo {

@@ -1,7 +1,27 @@
-//! `GET /openapi.json`: an OpenAPI 3.1 document generated from the route and body types.
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the route and body types. It
+//! is the service's contract: every request it accepts is one the server accepts, every value
+//! it refuses the server refuses, and every status a route can answer is listed with the body
+//! sent (`tests/openapi_contract.rs` and `scripts/schemathesis.sh` hold it to that).
+//!
+//! The rules come from the constants the server validates with (`service::ID_PATTERN`,
+//! `config::MAX_BATCH`, `config::MAX_BODY_BYTES`); the message length limit is a setting
+//! (`MAX_MESSAGE_CHARS`), so it is written into the document when it is served.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use axum::extract::State;
 use axum::Json;
-use utoipa::OpenApi;
+use serde_json::Value;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
+
+use super::error::ErrorBody;
+use crate::config::{Config, MAX_BATCH, MAX_BODY_BYTES};
+use crate::service::{Tagger, ID_PATTERN};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,10 +37,205 @@ use utoipa::OpenApi;
         super::clear_conversation,
         super::health,
         super::service_info,
-    )
+    ),
+    components(schemas(ErrorBody, Message, Messages, Id))
 )]
 pub struct ApiDoc;
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document without the settings, built once.
+static BASE: LazyLock<Value> = LazyLock::new(|| {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    camel_case_links(&mut doc);
+    doc
+});
+
+/// The document as this server is configured: `Message.maxLength` is `MAX_MESSAGE_CHARS`.
+pub fn document_for(config: &Config) -> Value {
+    let mut doc = BASE.clone();
+    if let Some(message) = doc
+        .pointer_mut("/components/schemas/Message")
+        .and_then(Value::as_object_mut)
+    {
+        message.insert("maxLength".into(), config.max_message_chars.into());
+    }
+    doc
+}
+
+pub async fn document(State(t): State<Tagger>) -> Json<Value> {
+    Json(document_for(t.config()))
+}
+
+/// utoipa 5.5 serializes a Link Object's fields in snake case (`operation_id`), which no
+/// OpenAPI tool reads (schemathesis's stateful phase would find no links): rename them to the
+/// specification's `operationId`, `operationRef` and `requestBody`.
+fn camel_case_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses"))
+        .filter_map(Value::as_object_mut)
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(Value::as_object_mut) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(from) {
+                    link.insert(to.into(), value);
+                }
+            }
+        }
+    }
+}
+
+/// "Contains a character that is not whitespace": a class of exactly the characters Rust's
+/// `char::is_whitespace` (Unicode `White_Space`) holds, the ones `str::trim` removes. `\S` is
+/// not used: its whitespace differs between regex engines (ECMA-262 counts U+FEFF, Python
+/// U+001C-U+001F, neither matches `str::trim`), and the document must mean one thing.
+pub const NON_BLANK_PATTERN: &str = concat!(
+    "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680",
+    "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+);
+
+/// The longest id, in characters (the `{1,128}` of `ID_PATTERN`).
+const ID_MAX_CHARS: usize = 128;
+
+/// A message to tag (`Message` in the document).
+pub struct Message;
+
+impl PartialSchema for Message {
+    fn schema() -> RefOr<Schema> {
+        // `maxLength` is the server's setting: `document_for` writes it in.
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(MESSAGE_DESCRIPTION))
+            .min_length(Some(1))
+            .pattern(Some(NON_BLANK_PATTERN))
+            .examples(["I want to buy this right now, send me the checkout link"])
+            .into()
+    }
+}
+
+impl ToSchema for Message {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Message")
+    }
+}
+
+const MESSAGE_DESCRIPTION: &str = "A chat message: at least one character that is not \
+    whitespace, and at most `maxLength` characters (Unicode code points, counted as sent: \
+    surrounding whitespace counts; the server's `MAX_MESSAGE_CHARS`). Surrounding whitespace is \
+    trimmed before classification. Refused with `empty_message` or `message_too_long`.";
+
+/// The messages of a batch (`Messages` in the document).
+pub struct Messages;
+
+impl PartialSchema for Messages {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name(Message::name()))
+            .min_items(Some(1))
+            .max_items(Some(MAX_BATCH))
+            .description(Some(format!(
+                "1 to {MAX_BATCH} messages, classified in one inference; refused with \
+                 `empty_batch` or `batch_too_large`, or with the code of the first bad message. \
+                 The whole body must also fit in {} KiB (else 413 `body_too_large`), which \
+                 {MAX_BATCH} messages of the longest length may not.",
+                MAX_BODY_BYTES / 1024
+            )))
+            .into()
+    }
+
+    // `Message` is registered by `components(...)` above.
+}
+
+impl ToSchema for Messages {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Messages")
+    }
+}
+
+/// A conversation or message id (`Id` in the document).
+pub struct Id;
+
+impl PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "1-128 characters of A-Z, a-z, 0-9, '_', '.', ':', '@', '-': safe as a \
+                 DynamoDB key, a URL path segment and a log field. Refused with \
+                 `invalid_conversation_id` or `invalid_message_id`.",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(ID_MAX_CHARS))
+            .pattern(Some(ID_PATTERN))
+            .examples(["chat-2024-06-01:42"])
+            .into()
+    }
+}
+
+impl ToSchema for Id {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Id")
+    }
+}
+
+/// A JSON error response (`ErrorBody`).
+fn error_response(description: impl Into<String>) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// 413 and 415: what every route with a JSON body refuses before parsing it.
+pub struct JsonBodyRefused;
+
+impl IntoResponses for JsonBodyRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            (
+                "413".to_owned(),
+                error_response(format!(
+                    "The body is over {} KiB (`body_too_large`).",
+                    MAX_BODY_BYTES / 1024
+                )),
+            ),
+            (
+                "415".to_owned(),
+                error_response(
+                    "The body is not sent as JSON (`unsupported_media_type`): use \
+                     `Content-Type: application/json` (or any `+json` type).",
+                ),
+            ),
+        ])
+    }
+}
+
+/// 500: a failed inference or a panicking handler (`internal`); possible on every route.
+pub struct Internal;
+
+impl IntoResponses for Internal {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([(
+            "500".to_owned(),
+            error_response("An internal error (`internal`); the details are in the log."),
+        )])
+    }
 }

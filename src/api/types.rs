@@ -10,13 +10,14 @@ use crate::service::{ConversationOutcome, MessageResult};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
+    #[schema(value_type = super::openapi::Message)]
     pub message: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// 1 to 64 messages.
+    #[schema(value_type = super::openapi::Messages)]
     pub messages: Vec<String>,
 }
 
@@ -30,12 +31,15 @@ pub struct BatchResponse {
 #[serde(deny_unknown_fields)]
 pub struct ConversationRequest {
     /// 1-128 characters of `[A-Za-z0-9_.:@-]`.
+    #[schema(value_type = super::openapi::Id)]
     pub conversation_id: String,
+    #[schema(value_type = super::openapi::Message)]
     pub message: String,
-    /// Optional, chosen by the client, unique within the conversation (1-128 characters of
-    /// `[A-Za-z0-9_.:@-]`). A retry with the same id is answered with the first result and
-    /// appends nothing (`duplicate: true`).
+    /// Optional (absent or null), chosen by the client, unique within the conversation (1-128
+    /// characters of `[A-Za-z0-9_.:@-]`). A retry with the same id is answered with the first
+    /// result and appends nothing (`duplicate: true`).
     #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Id>)]
     pub message_id: Option<String>,
 }
 
@@ -50,12 +54,15 @@ pub struct Evidence {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationResponse {
+    #[schema(value_type = super::openapi::Id)]
     pub conversation_id: String,
     /// The lowest per-tag threshold (the reference's single threshold).
     pub threshold: f32,
-    /// The top tag of the window's (weighted) mean, if it clears its threshold.
+    /// The top tag of the window's (weighted) mean, if it clears its threshold; else null.
+    #[schema(required = true)]
     pub conversation_tag: Option<TagScore>,
-    /// The conversation tag before this message.
+    /// The conversation tag before this message (null if there was none).
+    #[schema(required = true)]
     pub previous_tag: Option<TagScore>,
     /// True when a previous conversation tag existed and the new one differs.
     pub switched: bool,
@@ -65,8 +72,9 @@ pub struct ConversationResponse {
     pub message_result: MessageResult,
     /// Messages now in the window.
     pub window_size: usize,
-    /// The request's `message_id`, when it had one.
+    /// The request's `message_id`, when it had one (absent otherwise, never null).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = super::openapi::Id)]
     pub message_id: Option<String>,
     /// True when the `message_id` was already in the conversation: this is the first result,
     /// and nothing was written.
@@ -101,7 +109,10 @@ impl ConversationResponse {
 /// `GET /conversation/{id}`: the stored window.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationView {
+    #[schema(value_type = super::openapi::Id)]
     pub conversation_id: String,
+    /// The conversation tag after the last message (null if none cleared its threshold).
+    #[schema(required = true)]
     pub conversation_tag: Option<TagScore>,
     /// Oldest first.
     pub window: Vec<Entry>,
@@ -127,6 +138,7 @@ impl ConversationView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Cleared {
+    #[schema(value_type = super::openapi::Id)]
     pub conversation_id: String,
     pub cleared: bool,
 }

@@ -162,7 +162,10 @@ fn message_ids_are_remembered_past_the_window_up_to_the_bound() {
     }
     let c = current.unwrap();
     assert_eq!(c.entries.len(), 2);
-    assert_eq!(c.message_ids.len(), (REMEMBERED_IDS + 5).div_ceil(2).min(REMEMBERED_IDS));
+    assert_eq!(
+        c.message_ids.len(),
+        (REMEMBERED_IDS + 5).div_ceil(2).min(REMEMBERED_IDS)
+    );
     assert!(c.has_message("m104"), "the newest id");
     assert!(c.has_message("m2"), "an id long out of the window");
     assert!(!c.has_message("m1"), "never an id");
