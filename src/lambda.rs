@@ -61,6 +61,13 @@ pub async fn dispatch(router: &Router, tagger: &Tagger, event: LambdaEvent<Value
             Err(e) => error_value(&bad_event(format!("not a valid API Gateway event: {e}"))),
         };
     }
+    // serde's tagged enums also accept the positional form (`["classify-message", "hi"]`):
+    // a direct invocation is an object, as every HTTP body is.
+    if !payload.is_object() {
+        return error_value(&bad_event(
+            "not a valid direct invocation: the payload must be a JSON object".into(),
+        ));
+    }
     match serde_json::from_value::<Operation>(payload) {
         Ok(op) => direct(tagger, op).await.unwrap_or_else(|e| error_value(&e)),
         Err(e) => error_value(&bad_event(format!("not a valid direct invocation: {e}"))),
@@ -74,7 +81,20 @@ fn is_http_event(payload: &Value) -> bool {
 
 async fn http_event(router: &Router, request: LambdaRequest, context: Context) -> Value {
     let mut adapter = Adapter::from(StripStage(router.clone()));
-    match adapter.call(LambdaEvent::new(request, context)).await {
+    // lambda_http turns the event into a request inside `call`, before the router (and its
+    // panic layer) sees it, and panics on some events that parse: a body marked base64 that
+    // is not, a path or Host header that makes no URL. Such an event is the caller's error.
+    let event = LambdaEvent::new(request, context);
+    let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| adapter.call(event)));
+    let Ok(future) = call else {
+        tracing::warn!("API Gateway event refused: it does not convert to an HTTP request");
+        return error_value(&bad_event(
+            "not a valid API Gateway event: it does not convert to an HTTP request \
+             (check the body's base64, the path and the Host header)"
+                .into(),
+        ));
+    };
+    match future.await {
         Ok(response) => serde_json::to_value(response).unwrap_or_else(|e| {
             error_value(&ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

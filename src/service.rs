@@ -173,21 +173,13 @@ impl Tagger {
         if let Some(mid) = message_id {
             valid_message_id(mid)?;
         }
-        self.within_deadline(id, self.classify_in_window(id, message, message_id))
-            .await
-    }
-
-    async fn classify_in_window(
-        &self,
-        id: &str,
-        message: String,
-        message_id: Option<&str>,
-    ) -> Result<ConversationOutcome, ServiceError> {
+        let mut budget = self.config.store_deadline;
         // With a message id, read first: a retry then costs one read, not an inference, and
         // the read serves the write's first attempt (still two store calls per write).
         let mut preloaded = None;
         if let Some(mid) = message_id {
-            let current = self.store.load(id, now()).await.map_err(store_error(id))?;
+            let read = async { self.store.load(id, now()).await.map_err(store_error(id)) };
+            let current = within(&mut budget, id, read).await?;
             if let Some(c) = current.as_ref().filter(|c| c.has_message(mid)) {
                 return self.duplicate(c.clone(), mid, message).await;
             }
@@ -204,7 +196,8 @@ impl Tagger {
             message_id: message_id.map(str::to_owned),
             truncated: prediction.truncated,
         };
-        match self.fold_into_window(id, entry, preloaded).await? {
+        let fold = self.fold_into_window(id, entry, preloaded);
+        match within(&mut budget, id, fold).await? {
             Folded::Written(step) => Ok(ConversationOutcome {
                 step,
                 message: result,
@@ -243,25 +236,6 @@ impl Tagger {
             message: result,
             duplicate: true,
         })
-    }
-
-    /// Bound the whole store part of a write (every read, write and retry): a slow store gets
-    /// a 503 within `STORE_DEADLINE_MS`, never a hang. A write cut off here may have landed;
-    /// a retry with the same `message_id` then finds it instead of writing it twice.
-    async fn within_deadline<T>(
-        &self,
-        id: &str,
-        work: impl std::future::Future<Output = Result<T, ServiceError>>,
-    ) -> Result<T, ServiceError> {
-        let deadline = self.config.store_deadline;
-        tokio::time::timeout(deadline, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ServiceError::StoreUnavailable(format!(
-                    "conversation {id:?}: no answer within {} ms",
-                    deadline.as_millis()
-                )))
-            })
     }
 
     /// The stored window, if the conversation is live.
@@ -431,6 +405,25 @@ fn is_safe_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b))
+}
+
+/// Run a store step within what is left of a write's `STORE_DEADLINE_MS`, and charge it the
+/// time taken. Only store steps count (inference does not): a slow store gets a 503 within
+/// the deadline, never a hang. A write cut off here may have landed; a retry with the same
+/// `message_id` then finds it instead of writing it twice.
+async fn within<T>(
+    budget: &mut Duration,
+    id: &str,
+    work: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(*budget, work).await;
+    *budget = budget.saturating_sub(started.elapsed());
+    result.unwrap_or_else(|_| {
+        Err(ServiceError::StoreUnavailable(format!(
+            "conversation {id:?}: the store did not answer within STORE_DEADLINE_MS"
+        )))
+    })
 }
 
 fn store_error(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {

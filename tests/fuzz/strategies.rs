@@ -159,39 +159,57 @@ pub fn messages() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// The body fields of every route (each present with probability `p`), plus odd extra fields.
-pub fn fields(p: f64) -> impl Strategy<Value = Map<String, Value>> {
-    let field = |name: &'static str, v: BoxedStrategy<Value>| {
-        prop::option::weighted(p, v).prop_map(move |v| v.map(|v| (name.to_owned(), v)))
-    };
+/// Values for every body field (of the right kind most of the time; `message_id` half the
+/// time), which of them to flip (drop where wanted, add where not), and now and then odd
+/// extra fields.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    values: Map<String, Value>,
+    flips: Vec<bool>,
+    extra: Vec<(String, Value)>,
+}
+
+pub fn fields() -> impl Strategy<Value = Fields> {
     (
-        field("message", or_any(message_text().prop_map(Value::from))),
-        field("messages", or_any(messages())),
-        field("conversation_id", or_any(id().prop_map(Value::from))),
-        field("message_id", or_any(id().prop_map(Value::from))),
-        vec((key(), json_value()), 0..2),
-        prop::bool::weighted(0.85),
+        or_any(message_text().prop_map(Value::from)),
+        or_any(messages()),
+        or_any(id().prop_map(Value::from)),
+        prop::option::of(or_any(id().prop_map(Value::from))),
+        vec(prop::bool::weighted(0.07), 4),
+        prop::option::weighted(0.1, vec((key(), json_value()), 1..3)),
     )
-        .prop_map(|(m, ms, c, mid, extra, clean)| {
-            let mut map: Map<String, Value> = [m, ms, c, mid].into_iter().flatten().collect();
-            if !clean {
-                map.extend(extra);
+        .prop_map(|(m, ms, c, mid, flips, extra)| {
+            let mut values = Map::new();
+            values.insert("message".into(), m);
+            values.insert("messages".into(), ms);
+            values.insert("conversation_id".into(), c);
+            values.extend(mid.map(|v| ("message_id".to_owned(), v)));
+            Fields {
+                values,
+                flips,
+                extra: extra.unwrap_or_default(),
             }
-            map
         })
 }
 
-/// The body a route expects, with its own fields present most of the time.
-pub fn body_for(path: &str, mut all: Map<String, Value>) -> Value {
-    let wanted: &[&str] = match path {
-        "/classify-message" => &["message"],
-        "/classify-batch" => &["messages"],
-        "/classify-conversation" => &["conversation_id", "message", "message_id"],
-        _ => &[],
-    };
-    let noise = all.len() > 4 || wanted.is_empty();
-    if !noise {
-        all.retain(|k, _| wanted.contains(&k.as_str()));
+impl Fields {
+    /// The body of a route (`/classify-message`) or operation (`classify-message`).
+    pub fn body_of(&self, route: &str) -> Map<String, Value> {
+        let wanted: &[&str] = match route.trim_start_matches('/') {
+            "classify-message" => &["message"],
+            "classify-batch" => &["messages"],
+            "classify-conversation" => &["conversation_id", "message", "message_id"],
+            "get-conversation" | "clear-conversation" => &["conversation_id"],
+            _ => &[],
+        };
+        let mut body: Map<String, Value> = self
+            .values
+            .iter()
+            .zip(&self.flips)
+            .filter(|((k, _), &flip)| wanted.contains(&k.as_str()) != flip)
+            .map(|(kv, _)| (kv.0.clone(), kv.1.clone()))
+            .collect();
+        body.extend(self.extra.iter().cloned());
+        body
     }
-    Value::Object(all)
 }

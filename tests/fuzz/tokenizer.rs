@@ -33,7 +33,7 @@ fn fuzz_tokenizer_path() {
     let labels = CLASSIFIER.labels();
     let max_tokens = labels.file.max_tokens;
     let max_chars = router::config(&[]).max_message_chars;
-    fuzz("tokenizer", 0.03, vec(unicode_text(), 1..4), |texts| {
+    fuzz("tokenizer", 0.006, vec(unicode_text(), 1..4), |texts| {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let predictions = CLASSIFIER
             .classify_batch(&refs)
@@ -77,10 +77,14 @@ fn fuzz_tokenizer_path() {
         }
         assert_eq!(status, 200, "{}", reply.json);
         assert_well_formed(&reply.json);
-        let direct = CLASSIFIER
-            .classify_batch(&[trimmed])
-            .expect("classifies")
-            .remove(0);
+        let direct = if texts.len() == 1 && trimmed == text {
+            predictions[0].clone()
+        } else {
+            CLASSIFIER
+                .classify_batch(&[trimmed])
+                .expect("classifies")
+                .remove(0)
+        };
         assert_eq!(reply.json["truncated"], json!(direct.truncated));
         assert_eq!(router::probabilities(&reply.json), direct.probabilities);
         if direct.truncated {
