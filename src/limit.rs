@@ -46,7 +46,8 @@ pub struct InferenceLimit {
     settings: LimitSettings,
     slots: Option<Arc<Semaphore>>,
     waiting: AtomicUsize,
-    /// Moving average of how long a slot is held, in microseconds (0 until measured).
+    /// Moving average of how long a slot is held per message, in microseconds (0 until
+    /// measured).
     hold_micros: AtomicU64,
 }
 
@@ -56,11 +57,21 @@ pub struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
     limit: Arc<InferenceLimit>,
     since: Instant,
+    messages: u64,
+}
+
+impl Slot {
+    /// The messages this slot's inference runs: the average is kept per message, so that one
+    /// 64-message batch does not make the next single messages look 64 times slower.
+    pub fn set_messages(&mut self, messages: usize) {
+        self.messages = u64::try_from(messages.max(1)).unwrap_or(u64::MAX);
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let held = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let held = elapsed / self.messages;
         // Exponential moving average with weight 1/8: follows a change of load within a few
         // dozen requests; races between slots only blur it, which is harmless.
         let old = self.limit.hold_micros.load(Ordering::Relaxed);
@@ -103,6 +114,7 @@ impl InferenceLimit {
             _permit: permit,
             limit: Arc::clone(self),
             since: Instant::now(),
+            messages: 1,
         };
         let Some(slots) = &self.slots else {
             return Ok(slot(None));
@@ -110,16 +122,22 @@ impl InferenceLimit {
         if let Ok(permit) = Arc::clone(slots).try_acquire_owned() {
             return Ok(slot(Some(permit)));
         }
-        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Take a place in the queue only if one is free: a refused request never counts as
+        // waiting, so it cannot crowd out the next one.
+        let queue = self.settings.queue;
+        let ahead = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w < queue).then_some(w + 1)
+            })
+            .map_err(|waiting| Overloaded::QueueFull { waiting, queue })?;
         let _waiting = Waiting(&self.waiting);
-        if ahead >= self.settings.queue {
-            return Err(Overloaded::QueueFull {
-                waiting: ahead,
-                queue: self.settings.queue,
-            });
-        }
         if self.expected_wait(ahead) > self.settings.queue_timeout {
-            return Err(Overloaded::WouldWaitTooLong(self.settings.queue_timeout));
+            // A slot may have come free since the first try.
+            return match Arc::clone(slots).try_acquire_owned() {
+                Ok(permit) => Ok(slot(Some(permit))),
+                Err(_) => Err(Overloaded::WouldWaitTooLong(self.settings.queue_timeout)),
+            };
         }
         match tokio::time::timeout(
             self.settings.queue_timeout,
@@ -134,7 +152,8 @@ impl InferenceLimit {
     }
 
     /// The expected wait of a request with `ahead` requests waiting before it: every slot is
-    /// busy, so it starts after `ahead + 1` slot releases, `concurrency` of them at a time.
+    /// busy, so it starts after `ahead + 1` slot releases, `concurrency` of them at a time,
+    /// each after about one message's hold (the common case; a batch waits like a message).
     fn expected_wait(&self, ahead: usize) -> Duration {
         let hold = self.hold_micros.load(Ordering::Relaxed);
         let releases = u64::try_from(ahead + 1).unwrap_or(u64::MAX);
@@ -226,6 +245,17 @@ mod tests {
             out.push(l.acquire().await.unwrap());
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_batch_counts_per_message() {
+        let l = limit(1, 4, 100);
+        let mut slot = l.acquire().await.unwrap();
+        slot.set_messages(64);
+        tokio::time::sleep(Duration::from_millis(64)).await;
+        drop(slot);
+        let per_message = l.hold_micros.load(Ordering::Relaxed);
+        assert!((1_000..20_000).contains(&per_message), "{per_message} us");
     }
 
     #[tokio::test]

@@ -195,6 +195,9 @@ impl Tagger {
             at: now(),
             message_id: message_id.map(str::to_owned),
             truncated: prediction.truncated,
+            // Set by `conversation::advance` against the window the write replaces.
+            previous_tag: None,
+            switched: false,
         };
         let fold = self.fold_into_window(id, entry, preloaded);
         match within(&mut budget, id, fold).await? {
@@ -210,27 +213,41 @@ impl Tagger {
         }
     }
 
-    /// The answer to a message the conversation already holds: its first result (from the
-    /// window, or, once it has left the window, the same model run again on the same text)
-    /// and the conversation as it stands; `switched` is false, as this call changed nothing.
+    /// The answer to a message the conversation already holds: its first answer (its result,
+    /// the tag before it and whether it switched, all kept in its window entry) with the
+    /// conversation as it stands now. Once the message has left the window, or if the entry
+    /// was written by a model with other tags, the same model runs again on the same text, and
+    /// `previous_tag` is the current tag, `switched` false: this call changed nothing.
     async fn duplicate(
         &self,
         current: Conversation,
         message_id: &str,
         message: String,
     ) -> Result<ConversationOutcome, ServiceError> {
-        let result = match current.entry_of(message_id) {
-            Some(e) => self.result_of(&Prediction {
-                probabilities: e.probabilities.clone(),
-                truncated: e.truncated,
-                tokens: 0,
-            }),
-            None => self.result_of(&self.predict(vec![message]).await?.remove(0)),
+        let width = self.classifier.labels().tags.len();
+        let stored = current
+            .entry_of(message_id)
+            .filter(|e| e.probabilities.len() == width);
+        let (result, previous_tag, switched) = match stored {
+            Some(e) => (
+                self.result_of(&Prediction {
+                    probabilities: e.probabilities.clone(),
+                    truncated: e.truncated,
+                    tokens: 0,
+                }),
+                e.previous_tag.clone(),
+                e.switched,
+            ),
+            None => (
+                self.result_of(&self.predict(vec![message]).await?.remove(0)),
+                current.tag.clone(),
+                false,
+            ),
         };
         Ok(ConversationOutcome {
             step: Step {
-                previous_tag: current.tag.clone(),
-                switched: false,
+                previous_tag,
+                switched,
                 next: current,
             },
             message: result,
@@ -284,7 +301,13 @@ impl Tagger {
         let labels = self.classifier.labels();
         for attempt in 0..SAVE_ATTEMPTS {
             let now = entry.at;
-            let current = match preloaded.take() {
+            // A pre-read made before the inference is used only while still live: a
+            // conversation that expired meanwhile may have been started afresh, at version 1
+            // again, by another writer.
+            let fresh = preloaded
+                .take()
+                .filter(|c| c.as_ref().is_none_or(|c| c.is_live(now)));
+            let current = match fresh {
                 Some(read) => read,
                 None => self.store.load(id, now).await.map_err(store_error(id))?,
             };
@@ -312,7 +335,8 @@ impl Tagger {
 
     async fn predict(&self, messages: Vec<String>) -> Result<Vec<Prediction>, ServiceError> {
         let classifier = Arc::clone(&self.classifier);
-        let slot = self.limit.acquire().await?;
+        let mut slot = self.limit.acquire().await?;
+        slot.set_messages(messages.len());
         // tract is CPU-bound and synchronous: keep it off the async workers. The slot is held
         // until the inference ends, even if the request is dropped meanwhile.
         let predictions = tokio::task::spawn_blocking(move || {

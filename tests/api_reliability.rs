@@ -52,9 +52,9 @@ async fn a_retried_message_id_is_answered_once_and_appends_nothing() {
     assert_eq!(retry["message_result"], hot["message_result"]);
     assert_eq!(retry["conversation_tag"], hot["conversation_tag"]);
     assert_eq!(retry["window_size"], 2);
-    // This call changed nothing: no switch, and the tag before it is the tag after it.
-    assert_eq!(retry["switched"], false);
-    assert_eq!(retry["previous_tag"], hot["conversation_tag"]);
+    // The first answer's view of the switch, replayed from the window entry.
+    assert_eq!(retry["switched"], hot["switched"]);
+    assert_eq!(retry["previous_tag"], hot["previous_tag"]);
     let view = ok(get(&app, "/conversation/c1").await);
     assert_eq!(
         (&view["version"], &view["window_size"]),
@@ -76,6 +76,32 @@ async fn a_retried_message_id_is_answered_once_and_appends_nothing() {
     );
     assert!(repeat.get("message_id").is_none(), "{repeat}");
     assert_eq!(ok(get(&app, "/conversation/c1").await)["version"], 3);
+}
+
+/// A retry of a message that switched the conversation tag says so again: a client whose
+/// first answer was lost still learns of the switch.
+#[tokio::test]
+async fn a_retry_replays_the_switch_its_first_answer_reported() {
+    let app = app_with(&[("WINDOW_SIZE", "1")]);
+    let first = ok(converse(&app, "c6", FIRST_TIME, Some("a")).await);
+    assert_eq!(first["conversation_tag"]["tag"], "First-time-visitor");
+    let hot = ok(converse(&app, "c6", HOT, Some("b")).await);
+    assert_eq!(
+        (&hot["switched"], &hot["conversation_tag"]["tag"]),
+        (&json!(true), &json!("Hot-buyer"))
+    );
+    let retry = ok(converse(&app, "c6", HOT, Some("b")).await);
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(retry["switched"], true);
+    assert_eq!(retry["previous_tag"], hot["previous_tag"]);
+    assert_eq!(retry["previous_tag"]["tag"], "First-time-visitor");
+    // Out of the window the switch is no longer known: this call changed nothing.
+    let evicted = ok(converse(&app, "c6", HOT, Some("a")).await);
+    assert_eq!(
+        (&evicted["duplicate"], &evicted["switched"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(evicted["previous_tag"], hot["conversation_tag"]);
 }
 
 #[tokio::test]

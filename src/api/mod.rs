@@ -149,14 +149,7 @@ async fn classify_conversation(
             links(("ClearConversation" = (operation_id = "clear_conversation",
                 parameters(("id" = "$response.body#/conversation_id")),
                 description = "Forget this conversation.")))),
-        (status = 400, body = error::ErrorBody,
-            description = "The id is outside the schema (`invalid_conversation_id`)."),
-        (status = 404, body = error::ErrorBody,
-            description = "No live conversation has this id (`conversation_not_found`)."),
-        (status = 503, body = error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-            description = "The conversation store is unavailable (`store_unavailable`, \
-            `store_contention`)."),
+        openapi::ConversationIdErrors,
         openapi::Internal,
     ))]
 async fn get_conversation(
@@ -175,14 +168,7 @@ async fn get_conversation(
             links(("GetConversation" = (operation_id = "get_conversation",
                 parameters(("id" = "$response.body#/conversation_id")),
                 description = "The conversation, now gone (404).")))),
-        (status = 400, body = error::ErrorBody,
-            description = "The id is outside the schema (`invalid_conversation_id`)."),
-        (status = 404, body = error::ErrorBody,
-            description = "No live conversation has this id (`conversation_not_found`)."),
-        (status = 503, body = error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-            description = "The conversation store is unavailable (`store_unavailable`, \
-            `store_contention`)."),
+        openapi::ConversationIdErrors,
         openapi::Internal,
     ))]
 async fn clear_conversation(

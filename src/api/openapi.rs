@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
@@ -149,7 +150,8 @@ impl PartialSchema for Messages {
                 "1 to {MAX_BATCH} messages, classified in one inference; refused with \
                  `empty_batch` or `batch_too_large`, or with the code of the first bad message. \
                  The whole body must also fit in {} KiB (else 413 `body_too_large`), which \
-                 {MAX_BATCH} messages of the longest length may not.",
+                 the largest valid batch does at the default `MAX_MESSAGE_CHARS`, even with \
+                 every character written as a JSON escape.",
                 MAX_BODY_BYTES / 1024
             )))
             .into()
@@ -237,5 +239,42 @@ impl IntoResponses for Internal {
             "500".to_owned(),
             error_response("An internal error (`internal`); the details are in the log."),
         )])
+    }
+}
+
+/// 400, 404 and 503: what the routes on `/conversation/{id}` refuse.
+pub struct ConversationIdErrors;
+
+impl IntoResponses for ConversationIdErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let unavailable = ResponseBuilder::new()
+            .description(
+                "The conversation store is unavailable (`store_unavailable`, `store_contention`).",
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("Seconds to wait before retrying"))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        BTreeMap::from([
+            (
+                "400".to_owned(),
+                error_response("The id is outside the schema (`invalid_conversation_id`)."),
+            ),
+            (
+                "404".to_owned(),
+                error_response("No live conversation has this id (`conversation_not_found`)."),
+            ),
+            ("503".to_owned(), unavailable.into()),
+        ])
     }
 }

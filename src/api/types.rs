@@ -76,8 +76,11 @@ pub struct ConversationResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = super::openapi::Id)]
     pub message_id: Option<String>,
-    /// True when the `message_id` was already in the conversation: this is the first result,
-    /// and nothing was written.
+    /// True when the `message_id` was already in the conversation when this request checked
+    /// (a retry, a concurrent copy, or this request's own earlier attempt whose answer was
+    /// lost): nothing was written, and `message_result`, `previous_tag` and `switched` are the
+    /// first answer's, while the message is still in the window (after it has left: the same
+    /// model on the same text, the current tag, and `switched` false).
     pub duplicate: bool,
 }
 

@@ -36,6 +36,12 @@ pub struct Entry {
     /// message is answered with exactly its first result).
     #[serde(default)]
     pub truncated: bool,
+    /// The conversation tag before this message, and whether this message switched it: what
+    /// its first answer said, replayed to a retry of it (`message_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_tag: Option<TagScore>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub switched: bool,
 }
 
 /// A conversation's stored state.
@@ -145,6 +151,10 @@ pub fn advance(
     let switched = previous_tag
         .as_ref()
         .is_some_and(|p| tag.as_ref().map(|t| &t.tag) != Some(&p.tag));
+    if let Some(newest) = entries.last_mut() {
+        newest.previous_tag = previous_tag.clone();
+        newest.switched = switched;
+    }
     Step {
         next: Conversation {
             entries,

@@ -14,6 +14,8 @@ fn entry(p: [f32; 3], at: u64) -> Entry {
         at,
         message_id: None,
         truncated: false,
+        previous_tag: None,
+        switched: false,
     }
 }
 

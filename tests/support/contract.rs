@@ -17,6 +17,8 @@ pub fn conversation(version: u64, ats: &[u64], expires_at: u64) -> Conversation 
                 at,
                 message_id: Some(format!("id-{at}")),
                 truncated: false,
+                previous_tag: None,
+                switched: false,
             })
             .collect(),
         tag: None,
