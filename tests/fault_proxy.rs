@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use dynamodb::Moto;
 use fault_proxy::{Fault, FaultPlan, FaultProxy};
 use tagbeez::store::DynamoStore;
@@ -68,21 +66,7 @@ async fn store_contract_passes_through_the_proxy_with_faults_off() {
 /// A client of `endpoint` without SDK retries (each call is exactly one request through the
 /// proxy) and with the given operation timeout.
 fn single_shot_client(endpoint: &str, operation_timeout: Duration) -> Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .endpoint_url(endpoint)
-        .region(Region::new(dynamodb::REGION))
-        .credentials_provider(Credentials::new(
-            dynamodb::ACCESS_KEY,
-            dynamodb::ACCESS_KEY,
-            None,
-            None,
-            "tagbeez-tests",
-        ))
+    let config = dynamodb::config_for(endpoint)
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()

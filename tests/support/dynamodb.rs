@@ -208,10 +208,15 @@ pub fn settings(
 /// A client of a local endpoint: region `us-east-1`, static test credentials, rustls/ring
 /// (the store's own HTTP stack; plain `http://` endpoints need no TLS).
 pub fn client_for(endpoint: &str) -> Client {
+    Client::from_conf(config_for(endpoint).build())
+}
+
+/// The configuration of `client_for`, for a test to add to (retries, timeouts).
+pub fn config_for(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let config = aws_sdk_dynamodb::Config::builder()
+    aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(http)
         .endpoint_url(endpoint)
@@ -223,8 +228,6 @@ pub fn client_for(endpoint: &str) -> Client {
             None,
             "tagbeez-tests",
         ))
-        .build();
-    Client::from_conf(config)
 }
 
 /// CreateTable + UpdateTimeToLive, as template.yaml declares the table.
