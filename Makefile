@@ -76,8 +76,8 @@ moto:
 # .tools/schemathesis, pinned with every transitive package in scripts/schemathesis-constraints.txt)
 # starts the local server (in-memory store) on a free loopback port and runs every check in every
 # phase (examples, coverage, fuzzing, stateful along the document's links), positive and negative
-# data, 100 cases per operation and phase, within 600 s. MAX_EXAMPLES=400 for a deeper run;
-# SEED=<printed seed> to reproduce one. JUnit report and server log in target/schemathesis/.
+# data, 100 cases per operation and phase, within 600 s, with a fixed seed. MAX_EXAMPLES=400
+# SEED=random for a deeper, new run; SEED=<printed seed> to reproduce one. JUnit report and server log in target/schemathesis/.
 schemathesis: schemathesis-tools
 	scripts/schemathesis.sh
 

@@ -9,7 +9,8 @@
 # Settings (environment):
 #   MAX_EXAMPLES  test cases per operation and phase (default 100)
 #   MAX_SECONDS   overall bound on the schemathesis run (default 600)
-#   SEED          reproduce a run: the seed it printed (default: a new one)
+#   SEED          the generator's seed (default 20261202, so `make test` is reproducible);
+#                 SEED=random for a new one each run (printed, to reproduce it)
 #   REPORT_DIR    server log and JUnit report (default target/schemathesis)
 #   Any other server setting (e.g. MAX_MESSAGE_CHARS) is passed to the server as usual.
 set -euo pipefail
@@ -68,9 +69,10 @@ if [[ -z "$port" ]]; then
   exit 1
 fi
 
+seed=${SEED:-20261202}
 seed_args=()
-if [[ -n "${SEED:-}" ]]; then
-  seed_args=(--seed "$SEED")
+if [[ "$seed" != random ]]; then
+  seed_args=(--seed "$seed")
 fi
 
 echo "schemathesis.sh: http://127.0.0.1:$port/openapi.json, --max-examples $max_examples, bound ${max_seconds}s"
@@ -79,9 +81,17 @@ status=0
 # From the report folder: schemathesis and hypothesis keep their caches in the working directory.
 st="$PWD/.tools/schemathesis/bin/st"
 cd "$report_dir"
+# Every check but one: `use_after_free` (ST301) expects a deleted resource to stay gone, but a
+# conversation is created by POST /classify-conversation with a client-chosen id, so a POST
+# after the DELETE legitimately starts it again, and a later GET finds it. schemathesis then
+# reports DELETE -> POST -> GET 200 as a use after free (seen with seed 20261202; the server log
+# shows the POST in between). The same class of false positive is schemathesis issues #3582 and
+# #4286 (fixed there for PUT only). tests/api.rs (`get_and_delete_conversation`) checks that a
+# deleted conversation is a 404 until it is written again.
 timeout --signal=INT --kill-after=30 "$max_seconds" \
   "$st" --no-color run "http://127.0.0.1:$port/openapi.json" \
   --checks all \
+  --exclude-checks use_after_free \
   --phases examples,coverage,fuzzing,stateful \
   --mode all \
   --max-examples "$max_examples" \
