@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
@@ -386,15 +385,8 @@ async fn worker(
 /// The stored item's `message_ids` (JSON list) and the window entries' ids, read from moto
 /// directly (not through the proxy).
 async fn stored_ids(client: &Client, table: &str, id: &str) -> (u64, Vec<String>, Vec<String>) {
-    let item = client
-        .get_item()
-        .table_name(table)
-        .key("conversation_id", AttributeValue::S(id.to_owned()))
-        .consistent_read(true)
-        .send()
+    let item = dynamodb::raw_item(client, table, id)
         .await
-        .expect("GetItem from moto directly")
-        .item
         .unwrap_or_else(|| panic!("{id}: no item stored"));
     let version = item["version"].as_n().unwrap().parse().unwrap();
     let ids: Vec<String> = item

@@ -19,7 +19,7 @@ mod dynamo_app;
 #[path = "support/dynamodb.rs"]
 mod dynamodb;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -344,22 +344,6 @@ async fn concurrent_copies_of_one_message_are_written_once() {
 // What an item holds; expiry on read
 // ---------------------------------------------------------------------------------------
 
-async fn raw_item(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    id: &str,
-) -> Option<HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(table)
-        .key("conversation_id", AttributeValue::S(id.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-}
-
 /// A 200-character message, classified with SNIPPET_CHARS=50 and 0: the item holds the
 /// snippet (50 characters + "...", or nothing) and no attribute holds more of the text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +371,9 @@ async fn items_hold_only_snippets_never_full_text() {
             .classify_conversation(&id, &message, None)
             .await
             .unwrap();
-        let item = raw_item(&client, "snippets", &id).await.expect("the item");
+        let item = dynamodb::raw_item(&client, "snippets", &id)
+            .await
+            .expect("the item");
         let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(
@@ -444,7 +430,7 @@ async fn expired_items_are_absent_until_ttl_deletes_them() {
     let old = contract::conversation(41, &[now - 200, now - 100], now - 1);
     store.save("old", &old, None, now - 100).await.unwrap();
     assert!(
-        raw_item(&client, "expiry", "old").await.is_some(),
+        dynamodb::raw_item(&client, "expiry", "old").await.is_some(),
         "still stored"
     );
 
@@ -460,7 +446,7 @@ async fn expired_items_are_absent_until_ttl_deletes_them() {
     assert_eq!(outcome.step.next.version, 1, "a fresh conversation");
     assert_eq!(outcome.step.next.entries.len(), 1);
     assert_eq!(outcome.step.previous_tag, None);
-    let item = raw_item(&client, "expiry", "old").await.unwrap();
+    let item = dynamodb::raw_item(&client, "expiry", "old").await.unwrap();
     assert_eq!(item["version"].as_n().unwrap(), "1");
 }
 

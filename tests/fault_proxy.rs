@@ -92,16 +92,7 @@ async fn put(client: &Client, table: &str, key: &str) -> Result<(), String> {
 }
 
 async fn stored(client: &Client, table: &str, key: &str) -> bool {
-    client
-        .get_item()
-        .table_name(table)
-        .key("conversation_id", AttributeValue::S(key.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("GetItem from moto directly")
-        .item
-        .is_some()
+    dynamodb::raw_item(client, table, key).await.is_some()
 }
 
 /// Each fault, alone, as a single-shot SDK client sees it: the injected error codes, a write

@@ -230,6 +230,27 @@ pub fn config_for(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
         ))
 }
 
+/// The stored item of a conversation, read with a consistent GetItem (straight from the
+/// server: the tests' view of what the store really wrote).
+pub async fn raw_item(
+    client: &Client,
+    table: &str,
+    id: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key(
+            "conversation_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem from the server directly")
+        .item
+}
+
 /// CreateTable + UpdateTimeToLive, as template.yaml declares the table.
 pub async fn create_table(client: &Client, name: &str) {
     let created = client
