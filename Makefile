@@ -16,11 +16,12 @@ QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories schemathesis schemathesis-tools
+	deny deny-advisories schemathesis schemathesis-tools bench-features
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
-	@echo "make model   join real labels -> prepare -> train -> export -> quantize -> evaluate (needs ../shared/data)"
+	@echo "make model   join real labels -> prepare -> train -> export -> quantize -> evaluate (needs ../shared/data);"
+	@echo "             FEEDBACK=file.jsonl adds an export-feedback file; old vs new in model/reports/flywheel.md"
 	@echo "make eval    print the shipped model's metrics and targets, redraw model/reports/*.png"
 	@echo "make agreement   Cohen's kappa and micro-F1 between the real data's annotators"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
@@ -31,6 +32,7 @@ help:
 	@echo "make schemathesis   the OpenAPI document against the local server, every check and phase"
 	@echo "make deny    licences, banned crates and sources of the dependency graph (cargo-deny, offline)"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
+	@echo "make bench-features   metrics on vs off, explain on vs off, side by side (~2 min)"
 	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
 	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
 
@@ -144,6 +146,11 @@ tract-tool:
 bench:
 	cargo bench --bench inference
 
+# What metrics (on / paused, Prometheus; BENCH_SINK=emf for the Lambda sink) and `explain`
+# cost per request, side by side in one run through the router (benches/features.rs, ~2 min).
+bench-features:
+	cargo bench $(TEST_PROFILE) --bench features
+
 # The local server (the `local` profile's binary) under wrk, POST /classify-message at 1, 8, 64
 # and 256 connections, 15 s each, twice: the inference limit on (the server's defaults) and off
 # (INFERENCE_CONCURRENCY=0), in one markdown table with the CPU model. scripts/load.py's head
@@ -188,13 +195,22 @@ data: venv
 
 # The real labels hold pool ids only: `pipeline.real` joins them with ../shared/data/real-pool.jsonl
 # (or REAL_POOL) into model/work/real/, and stops with a clear message when the pool is absent.
+# FEEDBACK=file.jsonl (what `tagbeez export-feedback` writes; keep it outside the repository or in
+# model/work/): `pipeline.feedback` checks it like every other source, holds 20% of its texts out
+# as the feedback test and adds the rest to training. The shipped model is first kept in
+# model/work/previous/; the last step scores old and new side by side (model/reports/flywheel.md).
+# Nothing is promoted: a person decides; `git checkout` of the three model files rolls back.
+FEEDBACK ?=
 model: venv tract-tool
+	cd model && $(PY) -m pipeline.flywheel --keep
 	cd model && $(PY) -m pipeline.real
 	cd model && $(PY) -m pipeline.prepare
-	cd model && $(PY) -m pipeline.train $(TRAIN_ARGS)
+	cd model && $(PY) -m pipeline.feedback $(if $(FEEDBACK),"$(abspath $(FEEDBACK))")
+	cd model && $(PY) -m pipeline.train $(TRAIN_ARGS) $(if $(FEEDBACK),--feedback work/feedback/train.jsonl)
 	cd model && $(PY) -m pipeline.export
 	cd model && $(PY) -m pipeline.quantize --forms $(QUANT_FORMS)
 	cd model && $(PY) -m pipeline.evaluate --write
+	cd model && $(PY) -m pipeline.flywheel $(if $(FEEDBACK),--feedback work/feedback)
 
 eval: venv
 	cd model && $(PY) -m pipeline.real --if-present

@@ -90,3 +90,44 @@ async fn flush(
     }
     Ok(bad)
 }
+
+/// `tagbeez export-feedback`: every stored correction as one JSON line on stdout (the format
+/// `make model FEEDBACK=file.jsonl` reads). Returns the number of lines written.
+pub async fn export_feedback(
+    store: &dyn crate::store::FeedbackStore,
+) -> Result<usize, ExportError> {
+    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+    let written = export_to(store, &mut out).await?;
+    out.flush().await?;
+    Ok(written)
+}
+
+/// As `export_feedback`, to any writer.
+pub async fn export_to(
+    store: &dyn crate::store::FeedbackStore,
+    out: &mut (impl AsyncWriteExt + Unpin),
+) -> Result<usize, ExportError> {
+    let (mut after, mut written) = (None, 0);
+    loop {
+        let (records, next) = store.page(after).await?;
+        for record in &records {
+            let line = serde_json::to_string(record).expect("records serialize");
+            out.write_all(line.as_bytes()).await?;
+            out.write_all(b"\n").await?;
+            written += 1;
+        }
+        match next {
+            Some(key) => after = Some(key),
+            None => return Ok(written),
+        }
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("reading the feedback table: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("writing the export: {0}")]
+    Write(#[from] std::io::Error),
+}

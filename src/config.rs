@@ -12,6 +12,16 @@ use thiserror::Error;
 use crate::conversation::WindowRules;
 use crate::limit::{default_concurrency, LimitSettings};
 use crate::store::DynamoSettings;
+use crate::telemetry::MetricsMode;
+
+/// `DEMO_PAGE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoPage {
+    /// On for the local server, off in Lambda.
+    Auto,
+    On,
+    Off,
+}
 
 /// Every setting of the service (the README's configuration table lists them).
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +46,19 @@ pub struct Config {
     /// `STORE_DEADLINE_MS`: the longest one conversation write spends on the store, all reads,
     /// writes and retries included; past it the answer is a 503.
     pub store_deadline: Duration,
+    /// `FEEDBACK_TABLE_NAME` (with the `DYNAMODB_*` endpoint and timeouts): feedback in
+    /// DynamoDB; `None` keeps it in memory.
+    pub feedback: Option<DynamoSettings>,
+    /// `FEEDBACK_TTL_DAYS`: how long a correction is kept.
+    pub feedback_ttl_days: u64,
+    /// `METRICS`: where metrics go.
+    pub metrics: MetricsMode,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF metrics.
+    pub metrics_namespace: String,
+    /// `DEMO_PAGE`: whether `GET /demo` serves the page.
+    pub demo_page: DemoPage,
+    /// `EXPLAIN_MAX_WORDS`: words of a message explained by occlusion (the rest are not).
+    pub explain_max_words: usize,
 }
 
 /// A setting that could not be used.
@@ -106,7 +129,64 @@ impl Config {
             )?,
             queue_timeout: millis(get("INFERENCE_QUEUE_TIMEOUT_MS"), 100)?,
         };
+        let dynamo = |table: &str| -> Result<DynamoSettings, ConfigError> {
+            Ok(DynamoSettings {
+                table: table.to_owned(),
+                endpoint: get("DYNAMODB_ENDPOINT")
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(_, v)| v.to_owned()),
+                connect_timeout: millis(get("DYNAMODB_CONNECT_TIMEOUT_MS"), 1_000)?,
+                operation_timeout: millis(get("DYNAMODB_OPERATION_TIMEOUT_MS"), 3_000)?,
+            })
+        };
         Ok(Self {
+            feedback: non_empty(get("FEEDBACK_TABLE_NAME"))
+                .map(|(_, t)| dynamo(t))
+                .transpose()?,
+            feedback_ttl_days: parse(
+                get("FEEDBACK_TTL_DAYS"),
+                365u64,
+                |v| (1..=3650).contains(v),
+                "1 to 3650",
+            )?,
+            metrics: choice(
+                get("METRICS"),
+                MetricsMode::Auto,
+                &[
+                    ("auto", MetricsMode::Auto),
+                    ("emf", MetricsMode::Emf),
+                    ("prometheus", MetricsMode::Prometheus),
+                    ("off", MetricsMode::Off),
+                ],
+            )?,
+            metrics_namespace: match get("METRICS_NAMESPACE") {
+                None => "tagbeez".into(),
+                Some((name, v)) if valid_namespace(v) => {
+                    let _ = name;
+                    v.to_owned()
+                }
+                Some((name, v)) => return Err(ConfigError {
+                    name,
+                    value: v.to_owned(),
+                    why: "must be 1-255 characters of A-Z, a-z, 0-9, '.', '-', '_', '/', '#', ':'"
+                        .into(),
+                }),
+            },
+            demo_page: choice(
+                get("DEMO_PAGE"),
+                DemoPage::Auto,
+                &[
+                    ("auto", DemoPage::Auto),
+                    ("on", DemoPage::On),
+                    ("off", DemoPage::Off),
+                ],
+            )?,
+            explain_max_words: parse(
+                get("EXPLAIN_MAX_WORDS"),
+                32usize,
+                |v| (1..=128).contains(v),
+                "1 to 128",
+            )?,
             limit,
             store_deadline: millis(get("STORE_DEADLINE_MS"), 5_000)?,
             host: parse(get("HOST"), IpAddr::from([127, 0, 0, 1]), |_| true, "")?,
@@ -124,19 +204,46 @@ impl Config {
             )?,
             snippet_chars: parse(get("SNIPPET_CHARS"), 50usize, |v| *v <= 500, "0 to 500")?,
             log_level: get("LOG_LEVEL").map_or("info".into(), |(_, v)| v.to_owned()),
-            dynamodb: match get("TABLE_NAME").filter(|(_, v)| !v.is_empty()) {
-                None => None,
-                Some((_, table)) => Some(DynamoSettings {
-                    table: table.to_owned(),
-                    endpoint: get("DYNAMODB_ENDPOINT")
-                        .filter(|(_, v)| !v.is_empty())
-                        .map(|(_, v)| v.to_owned()),
-                    connect_timeout: millis(get("DYNAMODB_CONNECT_TIMEOUT_MS"), 1_000)?,
-                    operation_timeout: millis(get("DYNAMODB_OPERATION_TIMEOUT_MS"), 3_000)?,
-                }),
-            },
+            dynamodb: non_empty(get("TABLE_NAME"))
+                .map(|(_, t)| dynamo(t))
+                .transpose()?,
         })
     }
+}
+
+/// A table name, unless it is set but empty.
+fn non_empty<'a>(found: Option<(&'static str, &'a str)>) -> Option<(&'static str, &'a str)> {
+    found.filter(|(_, v)| !v.is_empty())
+}
+
+/// A CloudWatch namespace: 1-255 of the characters CloudWatch allows.
+fn valid_namespace(v: &str) -> bool {
+    (1..=255).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#:".contains(&b))
+}
+
+/// One of a fixed set of words.
+fn choice<T: Copy>(
+    found: Option<(&'static str, &str)>,
+    default: T,
+    words: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some((name, raw)) = found else {
+        return Ok(default);
+    };
+    words
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(raw))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| ConfigError {
+            name,
+            value: raw.to_owned(),
+            why: format!(
+                "must be one of {}",
+                words.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+            ),
+        })
 }
 
 fn millis(found: Option<(&'static str, &str)>, default: u64) -> Result<Duration, ConfigError> {
@@ -198,6 +305,48 @@ mod tests {
             }
         );
         assert_eq!(c.store_deadline, Duration::from_secs(5));
+        assert_eq!((c.feedback.clone(), c.feedback_ttl_days), (None, 365));
+        assert_eq!(
+            (c.metrics, c.metrics_namespace.as_str()),
+            (MetricsMode::Auto, "tagbeez")
+        );
+        assert_eq!((c.demo_page, c.explain_max_words), (DemoPage::Auto, 32));
+    }
+
+    #[test]
+    fn issue_11_settings_are_read_and_checked() {
+        let c = with(&[
+            ("FEEDBACK_TABLE_NAME", "fb"),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:9"),
+            ("METRICS", "OFF"),
+            ("DEMO_PAGE", "on"),
+            ("EXPLAIN_MAX_WORDS", "8"),
+            ("METRICS_NAMESPACE", "shop/tagbeez"),
+        ])
+        .unwrap();
+        let f = c.feedback.unwrap();
+        assert_eq!(
+            (f.table.as_str(), f.endpoint.as_deref()),
+            ("fb", Some("http://127.0.0.1:9"))
+        );
+        assert_eq!(
+            (c.metrics, c.demo_page, c.explain_max_words),
+            (MetricsMode::Off, DemoPage::On, 8)
+        );
+        assert_eq!(c.metrics_namespace, "shop/tagbeez");
+        for (name, value) in [
+            ("METRICS", "statsd"),
+            ("DEMO_PAGE", "yes"),
+            ("EXPLAIN_MAX_WORDS", "0"),
+            ("FEEDBACK_TTL_DAYS", "0"),
+            ("METRICS_NAMESPACE", "a b"),
+        ] {
+            assert_eq!(with(&[(name, value)]).unwrap_err().name, name);
+        }
+        assert!(with(&[("METRICS", "x")])
+            .unwrap_err()
+            .why
+            .contains("auto, emf, prometheus, off"));
     }
 
     #[test]

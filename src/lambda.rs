@@ -6,6 +6,9 @@
 //! answered with the route's JSON body, or `{"error": {"status", "code", "message"}}` as a
 //! normal result (never a function error, so callers need no special error path).
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
 use axum::Router;
 use http::StatusCode;
 use lambda_http::request::LambdaRequest;
@@ -13,10 +16,15 @@ use lambda_http::{Adapter, Service};
 use lambda_runtime::{Context, LambdaEvent};
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 
-use crate::api::types::{BatchResponse, Cleared, ConversationResponse, ConversationView};
+use crate::api::types::{options, BatchResponse, Cleared, ConversationResponse, ConversationView};
 use crate::api::{self, ApiError};
+use crate::feedback::Feedback;
 use crate::service::Tagger;
+use crate::telemetry;
+
+type Thresholds = Option<BTreeMap<String, f64>>;
 
 /// A direct invocation, named by `operation`.
 #[derive(Debug, Deserialize)]
@@ -24,15 +32,27 @@ use crate::service::Tagger;
 pub enum Operation {
     ClassifyMessage {
         message: String,
+        #[serde(default)]
+        explain: bool,
+        #[serde(default)]
+        thresholds: Thresholds,
     },
     ClassifyBatch {
         messages: Vec<String>,
+        #[serde(default)]
+        explain: bool,
+        #[serde(default)]
+        thresholds: Thresholds,
     },
     ClassifyConversation {
         conversation_id: String,
         message: String,
         #[serde(default)]
         message_id: Option<String>,
+        #[serde(default)]
+        explain: bool,
+        #[serde(default)]
+        thresholds: Thresholds,
     },
     GetConversation {
         conversation_id: String,
@@ -40,20 +60,72 @@ pub enum Operation {
     ClearConversation {
         conversation_id: String,
     },
+    Feedback {
+        message: String,
+        tags: Vec<String>,
+        #[serde(default)]
+        predicted: Option<Vec<String>>,
+        #[serde(default)]
+        conversation_id: Option<String>,
+        #[serde(default)]
+        message_id: Option<String>,
+        #[serde(default)]
+        source: Option<String>,
+    },
 }
 
-/// Serve events from the Lambda Runtime API until the runtime stops.
+impl Operation {
+    /// The `route` label of its metrics.
+    fn route(&self) -> &'static str {
+        match self {
+            Self::ClassifyMessage { .. } => "direct:classify-message",
+            Self::ClassifyBatch { .. } => "direct:classify-batch",
+            Self::ClassifyConversation { .. } => "direct:classify-conversation",
+            Self::GetConversation { .. } => "direct:get-conversation",
+            Self::ClearConversation { .. } => "direct:clear-conversation",
+            Self::Feedback { .. } => "direct:feedback",
+        }
+    }
+}
+
+/// Serve events from the Lambda Runtime API until the runtime stops. After each invocation
+/// the metrics it recorded are written to stdout as EMF lines (CloudWatch reads them from the
+/// function's log), with its request id and X-Ray trace id.
 pub async fn run(tagger: Tagger) -> Result<(), lambda_runtime::Error> {
     let router = api::router(tagger.clone());
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
-        let (router, tagger) = (router.clone(), tagger.clone());
-        async move { Ok::<Value, lambda_runtime::Error>(dispatch(&router, &tagger, event).await) }
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| {
+            let (router, tagger) = (router.clone(), tagger.clone());
+            async move {
+                let (request_id, trace_id) = (
+                    event.context.request_id.clone(),
+                    event.context.xray_trace_id.clone(),
+                );
+                let answer = dispatch(&router, &tagger, event).await;
+                if let Err(e) =
+                    telemetry::flush_emf(std::io::stdout().lock(), &request_id, trace_id.as_deref())
+                {
+                    tracing::warn!(error = %e, "could not write the invocation's metrics");
+                }
+                Ok::<Value, lambda_runtime::Error>(answer)
+            }
+        },
+    ))
     .await
 }
 
-/// The one place that tells an HTTP event from a direct invocation.
+/// The one place that tells an HTTP event from a direct invocation. Everything logged while
+/// it runs carries the invocation's `request_id` and `xray_trace_id` (its span's fields).
 pub async fn dispatch(router: &Router, tagger: &Tagger, event: LambdaEvent<Value>) -> Value {
+    let span = tracing::info_span!(
+        "invocation",
+        request_id = %event.context.request_id,
+        xray_trace_id = event.context.xray_trace_id.as_deref().unwrap_or(""),
+    );
+    route_event(router, tagger, event).instrument(span).await
+}
+
+async fn route_event(router: &Router, tagger: &Tagger, event: LambdaEvent<Value>) -> Value {
     let LambdaEvent { payload, context } = event;
     if is_http_event(&payload) {
         return match serde_json::from_value::<LambdaRequest>(payload) {
@@ -69,9 +141,29 @@ pub async fn dispatch(router: &Router, tagger: &Tagger, event: LambdaEvent<Value
         ));
     }
     match serde_json::from_value::<Operation>(payload) {
-        Ok(op) => direct(tagger, op).await.unwrap_or_else(|e| error_value(&e)),
+        Ok(op) => observed_direct(tagger, op).await,
         Err(e) => error_value(&bad_event(format!("not a valid direct invocation: {e}"))),
     }
+}
+
+/// A direct invocation with the metrics and log line an HTTP request gets.
+async fn observed_direct(tagger: &Tagger, op: Operation) -> Value {
+    let started = Instant::now();
+    let route = op.route();
+    let (answer, timings) = telemetry::measured(direct(tagger, op)).await;
+    let elapsed = started.elapsed();
+    let status = answer.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200);
+    telemetry::request(route, status, elapsed, &timings);
+    tracing::info!(
+        route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1e3,
+        tokenize_ms = timings.tokenize.as_secs_f64() * 1e3,
+        inference_ms = timings.inference.as_secs_f64() * 1e3,
+        store_ms = timings.store.as_secs_f64() * 1e3,
+        "request"
+    );
+    answer.unwrap_or_else(|e| error_value(&e))
 }
 
 /// API Gateway and Function URL events carry `requestContext`; REST v1 also `httpMethod`.
@@ -108,19 +200,38 @@ async fn http_event(router: &Router, request: LambdaRequest, context: Context) -
 
 async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
     let value = match op {
-        Operation::ClassifyMessage { message } => {
-            to_value(tagger.classify_message(&message).await?)
-        }
-        Operation::ClassifyBatch { messages } => to_value(BatchResponse {
-            results: tagger.classify_batch(&messages).await?,
-        }),
+        Operation::ClassifyMessage {
+            message,
+            explain,
+            thresholds,
+        } => to_value(
+            tagger
+                .classify_message_with(&message, &options(explain, thresholds))
+                .await?,
+        ),
+        Operation::ClassifyBatch {
+            messages,
+            explain,
+            thresholds,
+        } => to_value(BatchResponse::new(
+            tagger
+                .classify_batch_with(&messages, &options(explain, thresholds))
+                .await?,
+        )),
         Operation::ClassifyConversation {
             conversation_id,
             message,
             message_id,
+            explain,
+            thresholds,
         } => {
             let outcome = tagger
-                .classify_conversation(&conversation_id, &message, message_id.as_deref())
+                .classify_conversation_with(
+                    &conversation_id,
+                    &message,
+                    message_id.as_deref(),
+                    &options(explain, thresholds),
+                )
                 .await?;
             to_value(ConversationResponse::new(
                 &conversation_id,
@@ -133,12 +244,28 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
             to_value(ConversationView::new(&conversation_id, conversation))
         }
         Operation::ClearConversation { conversation_id } => {
-            tagger.clear_conversation(&conversation_id).await?;
-            to_value(Cleared {
-                conversation_id,
-                cleared: true,
-            })
+            let cleared = tagger.clear_conversation(&conversation_id).await?;
+            to_value(Cleared::new(conversation_id, cleared))
         }
+        Operation::Feedback {
+            message,
+            tags,
+            predicted,
+            conversation_id,
+            message_id,
+            source,
+        } => to_value(
+            tagger
+                .feedback(Feedback {
+                    message,
+                    tags,
+                    predicted,
+                    conversation_id,
+                    message_id,
+                    source,
+                })
+                .await?,
+        ),
     };
     Ok(value)
 }

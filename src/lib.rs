@@ -8,13 +8,19 @@
 //! - `lambda`: event dispatch for API Gateway and direct invocation.
 //! - `limit`: back-pressure, a bounded wait for an inference slot.
 //! - `config`: environment variables, read once.
+//! - `explain`: occlusion explanations of a message's tags (pure).
+//! - `feedback`: corrections kept for retraining (the only place message text is stored).
+//! - `telemetry`: metrics (EMF in Lambda, Prometheus locally) and per-request timings.
 
 pub mod api;
 pub mod classifier;
 pub mod cli;
 pub mod config;
 pub mod conversation;
+pub mod explain;
+pub mod feedback;
 pub mod lambda;
 pub mod limit;
 pub mod service;
 pub mod store;
+pub mod telemetry;

@@ -3,34 +3,62 @@
 //! - `AWS_LAMBDA_RUNTIME_API` set: serve Lambda events (API Gateway and direct invocation).
 //! - `tagbeez` or `tagbeez serve`: the local HTTP server on `HOST:PORT` (127.0.0.1:8080).
 //! - `tagbeez classify`: JSON lines from stdin to stdout.
+//! - `tagbeez export-feedback`: the feedback table as JSON lines on stdout.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tagbeez::classifier::{embedded, Classifier};
-use tagbeez::config::Config;
+use tagbeez::config::{Config, DemoPage};
 use tagbeez::service::Tagger;
-use tagbeez::store::{ConversationStore, DynamoStore, MemoryStore};
-use tagbeez::{api, cli, lambda};
+use tagbeez::store::{ConversationStore, DynamoFeedback, DynamoStore, MemoryStore};
+use tagbeez::{api, cli, lambda, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_env() {
+    let started = Instant::now();
+    let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => return fail(&format!("configuration: {e}")),
     };
-    init_logging(&config.log_level);
+    tracing::subscriber::set_global_default(telemetry::logging::subscriber(
+        &config.log_level,
+        std::io::stderr,
+    ))
+    .expect("the only subscriber");
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if config.demo_page == DemoPage::Auto {
+        config.demo_page = if in_lambda {
+            DemoPage::Off
+        } else {
+            DemoPage::On
+        };
+    }
     let mode = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     let classifier = match Classifier::load(embedded::model_files()) {
         Ok(c) => Arc::new(c),
         Err(e) => return fail(&format!("model: {e}")),
     };
+    let model_version = classifier.labels().file.model_version.clone();
+    if let Err(e) = telemetry::install(
+        config.metrics,
+        in_lambda,
+        &config.metrics_namespace,
+        &model_version,
+    ) {
+        return fail(&e.to_string());
+    }
     let store: Arc<dyn ConversationStore> = match &config.dynamodb {
         Some(settings) => Arc::new(DynamoStore::connect(settings).await),
         None => Arc::new(MemoryStore::new()),
     };
-    let tagger = Tagger::new(classifier, store, config.clone());
-    let result = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+    let mut tagger = Tagger::new(classifier, store, config.clone());
+    if let Some(settings) = &config.feedback {
+        tagger = tagger.with_feedback(Arc::new(DynamoFeedback::connect(settings).await));
+    }
+    telemetry::cold_start(started.elapsed());
+    let result = if in_lambda {
         lambda::run(tagger).await.map_err(|e| e.to_string())
     } else {
         match mode.as_str() {
@@ -39,8 +67,17 @@ async fn main() -> ExitCode {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            "export-feedback" if config.feedback.is_none() => Err(
+                "export-feedback reads the DynamoDB feedback table: set FEEDBACK_TABLE_NAME \
+                 (and DYNAMODB_ENDPOINT for a local server)"
+                    .into(),
+            ),
+            "export-feedback" => cli::export_feedback(tagger.feedback_store())
+                .await
+                .map(|n| tracing::info!(records = n, "feedback exported"))
+                .map_err(|e| e.to_string()),
             other => Err(format!(
-                "unknown command {other:?}; use `serve` or `classify`"
+                "unknown command {other:?}; use `serve`, `classify` or `export-feedback`"
             )),
         }
     };
@@ -62,18 +99,6 @@ async fn serve(tagger: Tagger, config: &Config) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
-}
-
-/// JSON log lines on stderr (stdout carries `classify` results).
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .init();
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -2,8 +2,11 @@
 //! conversation; read and clear a conversation; report health. Validation lives here so the
 //! HTTP routes and direct invocation refuse the same inputs with the same codes.
 
+mod feedback;
+pub mod options;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use thiserror::Error;
@@ -12,8 +15,15 @@ use utoipa::ToSchema;
 use crate::classifier::{Classifier, ClassifierError, Prediction};
 use crate::config::{Config, MAX_BATCH};
 use crate::conversation::{self, Conversation, Entry, Step, TagScore};
+use crate::explain::{self, Explanation};
 use crate::limit::{InferenceLimit, Overloaded};
-use crate::store::{ConversationStore, StoreError};
+use crate::store::{ConversationStore, FeedbackStore, MemoryFeedback, StoreError};
+use crate::telemetry::{self, Phase};
+pub use options::{Options, Resolved};
+
+/// Messages of one `/classify-batch` call that are explained (the first ones): each costs one
+/// more padded batch of its words.
+pub const MAX_EXPLAINED_BATCH: usize = 8;
 
 /// Attempts of read -> compute -> conditional write before giving up on a busy conversation.
 /// Measured against a local DynamoDB-compatible server, 8 writers on one conversation needed
@@ -37,6 +47,8 @@ pub enum ServiceError {
     /// Too many requests are waiting for inference: refused at once, retry shortly.
     #[error("the service is overloaded: {0}; retry shortly")]
     Overloaded(#[from] Overloaded),
+    #[error("feedback store unavailable: {0}")]
+    FeedbackUnavailable(String),
 }
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ServiceError {
@@ -61,6 +73,9 @@ pub struct MessageResult {
     /// Whether the message was cut to the model's maximum tokens.
     pub truncated: bool,
     pub model_version: String,
+    /// With `explain: true`: per selected tag, the words that raised it most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// The outcome of a message within a conversation.
@@ -85,7 +100,8 @@ enum Folded {
 pub struct Health {
     pub model_loaded: bool,
     pub store_reachable: bool,
-    /// `"ok"` or `"degraded"` (the store is down: conversations fail, single messages work).
+    /// `"healthy"` (the reference service's word) or `"degraded"` (the store is down:
+    /// conversations fail, single messages work).
     pub status: String,
 }
 
@@ -96,6 +112,7 @@ pub struct Tagger {
     store: Arc<dyn ConversationStore>,
     config: Arc<Config>,
     limit: Arc<InferenceLimit>,
+    feedback: Arc<dyn FeedbackStore>,
 }
 
 impl Tagger {
@@ -109,7 +126,19 @@ impl Tagger {
             classifier,
             store,
             config: Arc::new(config),
+            feedback: Arc::new(MemoryFeedback::default()),
         }
+    }
+
+    /// Keep feedback in `store` (the default is process memory).
+    pub fn with_feedback(mut self, store: Arc<dyn FeedbackStore>) -> Self {
+        self.feedback = store;
+        self
+    }
+
+    /// The feedback store, for `export-feedback`.
+    pub fn feedback_store(&self) -> &dyn FeedbackStore {
+        self.feedback.as_ref()
     }
 
     pub fn classifier(&self) -> &Classifier {
@@ -120,10 +149,22 @@ impl Tagger {
         &self.config
     }
 
-    /// Tag one message.
+    /// Tag one message with the model's thresholds.
     pub async fn classify_message(&self, message: &str) -> Result<MessageResult, ServiceError> {
-        let message = self.valid_message(message, "message")?;
-        Ok(self.result_of(&self.predict(vec![message]).await?.remove(0)))
+        self.classify_message_with(message, &Options::default())
+            .await
+    }
+
+    /// Tag one message, with the caller's options.
+    pub async fn classify_message_with(
+        &self,
+        message: &str,
+        options: &Options,
+    ) -> Result<MessageResult, ServiceError> {
+        let chosen = options.resolve(self.classifier.labels())?;
+        let trimmed = self.valid_message(message, "message")?;
+        let prediction = self.predict(vec![trimmed]).await?.remove(0);
+        self.answer(message, &prediction, &chosen).await
     }
 
     /// Tag up to `MAX_BATCH` messages in one padded inference; results in input order.
@@ -131,6 +172,17 @@ impl Tagger {
         &self,
         messages: &[String],
     ) -> Result<Vec<MessageResult>, ServiceError> {
+        self.classify_batch_with(messages, &Options::default())
+            .await
+    }
+
+    /// As `classify_batch`, with the caller's options (the same for every message).
+    pub async fn classify_batch_with(
+        &self,
+        messages: &[String],
+        options: &Options,
+    ) -> Result<Vec<MessageResult>, ServiceError> {
+        let chosen = options.resolve(self.classifier.labels())?;
         if messages.is_empty() {
             return Err(invalid(
                 "empty_batch",
@@ -151,12 +203,64 @@ impl Tagger {
             .enumerate()
             .map(|(i, m)| self.valid_message(m, &format!("messages[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self
-            .predict(checked)
-            .await?
-            .iter()
-            .map(|p| self.result_of(p))
-            .collect())
+        let predictions = self.predict(checked).await?;
+        let mut results = Vec::with_capacity(predictions.len());
+        // Each explanation is one more padded batch: only the first few messages get one.
+        let unexplained = Resolved {
+            explain: false,
+            ..chosen.clone()
+        };
+        for (i, (message, prediction)) in messages.iter().zip(&predictions).enumerate() {
+            let these = if i < MAX_EXPLAINED_BATCH {
+                &chosen
+            } else {
+                &unexplained
+            };
+            results.push(self.answer(message, prediction, these).await?);
+        }
+        Ok(results)
+    }
+
+    /// A message's result under `chosen`, explained when asked (`message` as sent).
+    async fn answer(
+        &self,
+        message: &str,
+        prediction: &Prediction,
+        chosen: &Resolved,
+    ) -> Result<MessageResult, ServiceError> {
+        let mut result = self.result_of(prediction, &chosen.thresholds);
+        if chosen.explain {
+            result.explanation = Some(self.explain(message, prediction, chosen).await?);
+        }
+        telemetry::tags_selected(&result.selected);
+        Ok(result)
+    }
+
+    /// Occlusion over the first `EXPLAIN_MAX_WORDS` words: one padded batch, through the
+    /// same inference limit as every other.
+    async fn explain(
+        &self,
+        message: &str,
+        prediction: &Prediction,
+        chosen: &Resolved,
+    ) -> Result<Explanation, ServiceError> {
+        let classifier = Arc::clone(&self.classifier);
+        let text = message.to_owned();
+        let max_words = self.config.explain_max_words;
+        let words = crate::classifier::words(message).len().min(max_words);
+        let occlusion = self
+            .run_inference(words.max(1), move || classifier.occlude(&text, max_words))
+            .await?;
+        let selected = self
+            .classifier
+            .selected_with(prediction, &chosen.thresholds);
+        Ok(explain::explain(
+            message,
+            &prediction.probabilities,
+            &occlusion,
+            &selected,
+            &self.classifier.labels().tags,
+        ))
     }
 
     /// Tag a message and fold it into its conversation's window. With a `message_id` the write
@@ -168,8 +272,22 @@ impl Tagger {
         message: &str,
         message_id: Option<&str>,
     ) -> Result<ConversationOutcome, ServiceError> {
+        self.classify_conversation_with(id, message, message_id, &Options::default())
+            .await
+    }
+
+    /// As `classify_conversation`, with the caller's options: its thresholds select the
+    /// message's tags and the conversation tag of this step.
+    pub async fn classify_conversation_with(
+        &self,
+        id: &str,
+        sent: &str,
+        message_id: Option<&str>,
+        options: &Options,
+    ) -> Result<ConversationOutcome, ServiceError> {
+        let chosen = options.resolve(self.classifier.labels())?;
         valid_conversation_id(id)?;
-        let message = self.valid_message(message, "message")?;
+        let message = self.valid_message(sent, "message")?;
         if let Some(mid) = message_id {
             valid_message_id(mid)?;
         }
@@ -178,16 +296,20 @@ impl Tagger {
         // the read serves the write's first attempt (still two store calls per write).
         let mut preloaded = None;
         if let Some(mid) = message_id {
-            let read = async { self.store.load(id, now()).await.map_err(store_error(id)) };
+            let read = async {
+                timed_store(self.store.load(id, now()))
+                    .await
+                    .map_err(store_error(id))
+            };
             let current = within(&mut budget, id, read).await?;
             if let Some(c) = current.as_ref().filter(|c| c.has_message(mid)) {
-                return self.duplicate(c.clone(), mid, message).await;
+                return self.duplicate(c.clone(), mid, sent, &chosen).await;
             }
             preloaded = Some(current);
         }
         let snippet = conversation::snippet(&message, self.config.snippet_chars);
         let prediction = self.predict(vec![message.clone()]).await?.remove(0);
-        let result = self.result_of(&prediction);
+        let result = self.answer(sent, &prediction, &chosen).await?;
         let entry = Entry {
             probabilities: prediction.probabilities,
             top: result.selected.clone(),
@@ -199,16 +321,21 @@ impl Tagger {
             previous_tag: None,
             switched: false,
         };
-        let fold = self.fold_into_window(id, entry, preloaded);
+        let fold = self.fold_into_window(id, entry, preloaded, &chosen.thresholds);
         match within(&mut budget, id, fold).await? {
-            Folded::Written(step) => Ok(ConversationOutcome {
-                step,
-                message: result,
-                duplicate: false,
-            }),
+            Folded::Written(step) => {
+                if step.switched {
+                    telemetry::conversation_switched();
+                }
+                Ok(ConversationOutcome {
+                    step,
+                    message: result,
+                    duplicate: false,
+                })
+            }
             Folded::Duplicate(c) => {
                 let mid = message_id.unwrap_or_default();
-                self.duplicate(c, mid, message).await
+                self.duplicate(c, mid, sent, &chosen).await
             }
         }
     }
@@ -222,28 +349,30 @@ impl Tagger {
         &self,
         current: Conversation,
         message_id: &str,
-        message: String,
+        sent: &str,
+        chosen: &Resolved,
     ) -> Result<ConversationOutcome, ServiceError> {
         let width = self.classifier.labels().tags.len();
         let stored = current
             .entry_of(message_id)
             .filter(|e| e.probabilities.len() == width);
-        let (result, previous_tag, switched) = match stored {
+        let (prediction, previous_tag, switched) = match stored {
             Some(e) => (
-                self.result_of(&Prediction {
+                Prediction {
                     probabilities: e.probabilities.clone(),
                     truncated: e.truncated,
                     tokens: 0,
-                }),
+                },
                 e.previous_tag.clone(),
                 e.switched,
             ),
-            None => (
-                self.result_of(&self.predict(vec![message]).await?.remove(0)),
-                current.tag.clone(),
-                false,
-            ),
+            None => {
+                let message = self.valid_message(sent, "message")?;
+                let p = self.predict(vec![message]).await?.remove(0);
+                (p, current.tag.clone(), false)
+            }
         };
+        let result = self.answer(sent, &prediction, chosen).await?;
         Ok(ConversationOutcome {
             step: Step {
                 previous_tag,
@@ -258,25 +387,19 @@ impl Tagger {
     /// The stored window, if the conversation is live.
     pub async fn conversation(&self, id: &str) -> Result<Conversation, ServiceError> {
         valid_conversation_id(id)?;
-        self.store
-            .load(id, now())
+        timed_store(self.store.load(id, now()))
             .await
             .map_err(store_error(id))?
             .ok_or_else(|| ServiceError::ConversationNotFound(id.to_owned()))
     }
 
-    /// Forget a conversation.
-    pub async fn clear_conversation(&self, id: &str) -> Result<(), ServiceError> {
+    /// Forget a conversation; `false` when there was no live one (not an error: as in the
+    /// reference service, clearing is idempotent).
+    pub async fn clear_conversation(&self, id: &str) -> Result<bool, ServiceError> {
         valid_conversation_id(id)?;
-        match self
-            .store
-            .delete(id, now())
+        timed_store(self.store.delete(id, now()))
             .await
-            .map_err(store_error(id))?
-        {
-            true => Ok(()),
-            false => Err(ServiceError::ConversationNotFound(id.to_owned())),
-        }
+            .map_err(store_error(id))
     }
 
     pub async fn health(&self) -> Health {
@@ -284,7 +407,12 @@ impl Tagger {
         Health {
             model_loaded: true,
             store_reachable,
-            status: if store_reachable { "ok" } else { "degraded" }.into(),
+            status: if store_reachable {
+                "healthy"
+            } else {
+                "degraded"
+            }
+            .into(),
         }
     }
 
@@ -297,6 +425,7 @@ impl Tagger {
         id: &str,
         entry: Entry,
         mut preloaded: Option<Option<Conversation>>,
+        thresholds: &[f32],
     ) -> Result<Folded, ServiceError> {
         let labels = self.classifier.labels();
         for attempt in 0..SAVE_ATTEMPTS {
@@ -309,7 +438,9 @@ impl Tagger {
                 .filter(|c| c.as_ref().is_none_or(|c| c.is_live(now)));
             let current = match fresh {
                 Some(read) => read,
-                None => self.store.load(id, now).await.map_err(store_error(id))?,
+                None => timed_store(self.store.load(id, now))
+                    .await
+                    .map_err(store_error(id))?,
             };
             let seen =
                 |c: &Conversation| entry.message_id.as_ref().is_some_and(|m| c.has_message(m));
@@ -321,35 +452,58 @@ impl Tagger {
                 entry.clone(),
                 &self.config.window,
                 &labels.tags,
-                &labels.thresholds,
+                thresholds,
             );
             let expected = current.as_ref().map(|c| c.version);
-            match self.store.save(id, &step.next, expected, now).await {
+            match timed_store(self.store.save(id, &step.next, expected, now)).await {
                 Ok(()) => return Ok(Folded::Written(step)),
-                Err(StoreError::Conflict) => tokio::time::sleep(backoff(attempt)).await,
+                Err(StoreError::Conflict) => {
+                    telemetry::store_retried();
+                    tokio::time::sleep(backoff(attempt)).await
+                }
                 Err(e) => return Err(store_error(id)(e)),
             }
         }
+        telemetry::store_error("contention");
         Err(ServiceError::StoreContention(id.to_owned()))
     }
 
     async fn predict(&self, messages: Vec<String>) -> Result<Vec<Prediction>, ServiceError> {
         let classifier = Arc::clone(&self.classifier);
-        let mut slot = self.limit.acquire().await?;
-        slot.set_messages(messages.len());
+        telemetry::batch_size(messages.len());
+        self.run_inference(messages.len(), move || {
+            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+            let (predictions, split) = classifier.classify_batch_timed(&refs)?;
+            Ok((predictions, split))
+        })
+        .await
+    }
+
+    /// Run one padded batch of `messages` on a blocking thread, within the inference limit,
+    /// and charge its split to the request's timings.
+    async fn run_inference<T: Send + 'static>(
+        &self,
+        messages: usize,
+        work: impl FnOnce() -> Result<(T, crate::classifier::Split), ClassifierError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let mut slot = self.limit.acquire().await.inspect_err(|_| {
+            telemetry::overloaded();
+        })?;
+        slot.set_messages(messages);
         // tract is CPU-bound and synchronous: keep it off the async workers. The slot is held
         // until the inference ends, even if the request is dropped meanwhile.
-        let predictions = tokio::task::spawn_blocking(move || {
+        let (value, split) = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-            classifier.classify_batch(&refs)
+            work()
         })
         .await
         .map_err(|e| ClassifierError::Engine(format!("inference task failed: {e}")))??;
-        Ok(predictions)
+        telemetry::add(Phase::Tokenize, split.tokenize);
+        telemetry::add(Phase::Inference, split.inference);
+        Ok(value)
     }
 
-    fn result_of(&self, prediction: &Prediction) -> MessageResult {
+    fn result_of(&self, prediction: &Prediction, thresholds: &[f32]) -> MessageResult {
         let labels = self.classifier.labels();
         let score = |i: usize| TagScore {
             tag: labels.tags[i].clone(),
@@ -358,17 +512,23 @@ impl Tagger {
         let mut all: Vec<TagScore> = (0..labels.tags.len()).map(score).collect();
         all.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         MessageResult {
-            threshold: labels.lowest_threshold(),
-            thresholds: labels.thresholds_by_tag(),
+            threshold: thresholds.iter().copied().fold(f32::INFINITY, f32::min),
+            thresholds: labels
+                .tags
+                .iter()
+                .cloned()
+                .zip(thresholds.iter().copied())
+                .collect(),
             selected: self
                 .classifier
-                .selected(prediction)
+                .selected_with(prediction, thresholds)
                 .into_iter()
                 .map(score)
                 .collect(),
             all,
             truncated: prediction.truncated,
             model_version: labels.file.model_version.clone(),
+            explanation: None,
         }
     }
 
@@ -444,6 +604,7 @@ async fn within<T>(
     let result = tokio::time::timeout(*budget, work).await;
     *budget = budget.saturating_sub(started.elapsed());
     result.unwrap_or_else(|_| {
+        telemetry::store_error("timeout");
         Err(ServiceError::StoreUnavailable(format!(
             "conversation {id:?}: the store did not answer within STORE_DEADLINE_MS"
         )))
@@ -452,9 +613,23 @@ async fn within<T>(
 
 fn store_error(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {
     move |e| match e {
-        StoreError::Conflict => ServiceError::StoreContention(id.to_owned()),
-        StoreError::Unavailable(why) => ServiceError::StoreUnavailable(why),
+        StoreError::Conflict => {
+            telemetry::store_error("contention");
+            ServiceError::StoreContention(id.to_owned())
+        }
+        StoreError::Unavailable(why) => {
+            telemetry::store_error("unavailable");
+            ServiceError::StoreUnavailable(why)
+        }
     }
+}
+
+/// A conversation-store call, its time charged to the request's `store` phase.
+async fn timed_store<T>(call: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = call.await;
+    telemetry::add(Phase::Store, started.elapsed());
+    out
 }
 
 /// Exponential backoff with full jitter: 0..(5 ms * 2^attempt), capped at 100 ms.

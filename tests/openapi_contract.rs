@@ -56,9 +56,16 @@ const OPERATIONS: &[(&str, &str, &[&str])] = &[
     (
         "/conversation/{id}",
         "delete",
-        &["200", "400", "404", "500", "503"],
+        &["200", "400", "500", "503"],
+    ),
+    (
+        "/feedback",
+        "post",
+        &["201", "400", "413", "415", "500", "503"],
     ),
     ("/health", "get", &["200", "500", "503"]),
+    ("/metrics", "get", &["200", "404", "500"]),
+    ("/demo", "get", &["200", "404", "500"]),
     ("/", "get", &["200", "500"]),
 ];
 
@@ -88,7 +95,18 @@ async fn every_operation_lists_every_status_with_the_body_sent() {
             );
             let body = &response["content"]["application/json"]["schema"];
             let health = *path == "/health" && status != "500";
-            if status.starts_with('2') || health {
+            // The metrics page and the demo page are text, not JSON.
+            let text = match *path {
+                "/metrics" => Some("text/plain"),
+                "/demo" => Some("text/html"),
+                _ => None,
+            };
+            if let Some(media) = text.filter(|_| status == "200") {
+                assert_eq!(
+                    response["content"][media]["schema"]["type"], "string",
+                    "{what}"
+                );
+            } else if status.starts_with('2') || health {
                 assert!(body.is_object(), "{what}: no JSON body");
                 assert_ne!(body, &ref_to("ErrorBody"), "{what}");
             } else {

@@ -5,6 +5,9 @@
 //   corsAllowOrigins  comma-separated origins allowed by CORS (default: none)
 //   accessLogging     true (default) or false: API access log group /aws/apigateway/<stack name>
 //   bootstrapDir      folder holding the Lambda `bootstrap` (default: ../target/lambda/tagbeez)
+//   alarmTopicArn     SNS topic ARN the four alarms notify (default: none, no alarm actions)
+//   metricsNamespace  CloudWatch namespace of the service's metrics (default tagbeez)
+//   demoPage          on or off (default): serve GET /demo from the function
 // The stack is environment-agnostic: `cdk deploy` targets the CLI's account and region.
 import * as path from 'node:path';
 
@@ -37,6 +40,10 @@ function main(): void {
     throw new Error(`context accessLogging must be true or false, not ${accessLogging}`);
   }
   const bootstrapDir = context('bootstrapDir');
+  const demoPage = context('demoPage') ?? 'off';
+  if (demoPage !== 'on' && demoPage !== 'off') {
+    throw new Error(`context demoPage must be on or off, not ${demoPage}`);
+  }
 
   new TagbeezStack(app, 'Tagbeez', {
     stackName: context('stackName'),
@@ -47,6 +54,9 @@ function main(): void {
       accessLogging: accessLogging === 'true',
       // Relative paths are taken from where cdk runs (infra/).
       bootstrapDir: bootstrapDir === undefined ? undefined : path.resolve(bootstrapDir),
+      alarmTopicArn: context('alarmTopicArn'),
+      metricsNamespace: context('metricsNamespace'),
+      demoPage: demoPage === 'on',
     },
   });
 }

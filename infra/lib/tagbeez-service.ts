@@ -6,10 +6,13 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 
 /**
@@ -24,7 +27,10 @@ export const TAGBEEZ_ROUTES = [
   'POST /classify-conversation',
   'GET /conversation/{id}',
   'DELETE /conversation/{id}',
+  'POST /feedback',
   'GET /health',
+  'GET /metrics',
+  'GET /demo',
   'GET /',
   'GET /openapi.json',
 ] as const;
@@ -66,6 +72,18 @@ export interface TagbeezSettings {
   readonly storeDeadline?: Duration;
   /** `LOG_LEVEL`: a tracing filter such as `info` or `tagbeez=debug`. @default 'info' */
   readonly logLevel?: string;
+  /** `FEEDBACK_TTL_DAYS`: how long a feedback item is kept, in whole days, 1 to 3650. @default Duration.days(365) */
+  readonly feedbackTtl?: Duration;
+  /**
+   * `METRICS_NAMESPACE`: the CloudWatch namespace of the service's metrics (1-255 of
+   * `A-Z a-z 0-9 . _ / # : -`, not starting with `AWS/`). The alarms and the dashboard read it.
+   * @default 'tagbeez'
+   */
+  readonly metricsNamespace?: string;
+  /** `DEMO_PAGE`: serve the demo page on GET /demo (`on`) or not (`off`). @default false */
+  readonly demoPage?: boolean;
+  /** `EXPLAIN_MAX_WORDS`: words of a message explained by occlusion, 1 to 128. @default 32 */
+  readonly explainMaxWords?: number;
 }
 
 export interface TagbeezServiceProps extends TagbeezSettings {
@@ -152,6 +170,31 @@ export interface TagbeezServiceProps extends TagbeezSettings {
    * @default RemovalPolicy.RETAIN
    */
   readonly tableRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * What happens to the feedback table when it leaves the stack. The default keeps it: feedback
+   * is training data (labelled messages, full text), the only copy of what callers corrected.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly feedbackTableRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * ARN of an SNS topic that the four alarms notify when they go into ALARM and back to OK
+   * (a standard topic; CloudWatch cannot notify FIFO topics).
+   *
+   * @default - no alarm actions: the alarms only change state
+   */
+  readonly alarmTopicArn?: string;
+
+  /**
+   * Prefix of the alarms' names (`<prefix>-error-rate`, ...) and of the dashboard's
+   * (`<prefix>-<region>`): as in `template.yaml`, where it is the stack name. Two services in
+   * one stack need different prefixes.
+   *
+   * @default - the stack name
+   */
+  readonly alarmNamePrefix?: string;
 }
 
 /** The DynamoDB actions the function uses, and the only ones it is granted. */
@@ -160,6 +203,13 @@ export const TAGBEEZ_TABLE_ACTIONS = [
   'dynamodb:PutItem',
   'dynamodb:DeleteItem',
 ] as const;
+
+/**
+ * The only DynamoDB action the function has on the feedback table: it adds feedback and never
+ * reads it back (`tagbeez export-feedback` runs with an operator's own credentials), so the
+ * function can neither read nor scan the stored messages.
+ */
+export const TAGBEEZ_FEEDBACK_TABLE_ACTIONS = ['dynamodb:PutItem'] as const;
 
 /**
  * The CloudWatch Logs actions the function's role has, on its own log group only (which exists
@@ -181,6 +231,262 @@ export const TAGBEEZ_ACCESS_LOG_FORMAT =
   '"integrationError":"$context.integrationErrorMessage", ' +
   '"error":"$context.error.message"}';
 
+/**
+ * The service's metric names (the issue 11 contract; the Rust `tagbeez::telemetry::names::ALL`).
+ * They are CloudWatch Embedded Metric Format lines in the function's log, in the
+ * `metricsNamespace` namespace, with the dimensions shown in TAGBEEZ_DASHBOARD's SEARCH
+ * expressions.
+ */
+export const TAGBEEZ_METRICS = [
+  'tagbeez_requests',
+  'tagbeez_server_errors',
+  'tagbeez_request_latency_ms',
+  'tagbeez_tokenize_ms',
+  'tagbeez_inference_ms',
+  'tagbeez_store_ms',
+  'tagbeez_batch_size',
+  'tagbeez_tags_selected',
+  'tagbeez_conversation_switches',
+  'tagbeez_store_errors',
+  'tagbeez_store_retries',
+  'tagbeez_overload_rejections',
+  'tagbeez_cold_starts',
+  'tagbeez_init_ms',
+  'tagbeez_feedback',
+] as const;
+
+export type TagbeezMetricName = (typeof TAGBEEZ_METRICS)[number];
+
+/**
+ * The metrics that are also written with no dimensions at all (a rollup over every route and
+ * model version): what the alarms read.
+ */
+export const TAGBEEZ_ROLLUP_METRICS: readonly TagbeezMetricName[] = [
+  'tagbeez_requests',
+  'tagbeez_server_errors',
+  'tagbeez_request_latency_ms',
+  'tagbeez_store_errors',
+  'tagbeez_overload_rejections',
+];
+
+/**
+ * One CloudWatch alarm, as data: the construct builds it from this, `template.yaml` writes the
+ * same alarm out, and tests/deploy_files.rs compares the two.
+ */
+export interface TagbeezAlarmSpec {
+  /** Construct id (`<id>Alarm`), and the SAM template's logical id `<id>Alarm`. */
+  readonly id: string;
+  /** The alarm's name after `<alarmNamePrefix>-`. */
+  readonly name: string;
+  readonly description: string;
+  /**
+   * `service`: the no-dimension rollup in the service's namespace; `AWS/Lambda`: the function's
+   * own metric (FunctionName dimension).
+   */
+  readonly namespace: 'service' | 'AWS/Lambda';
+  /** The metric, for a single-metric alarm. */
+  readonly metric?: string;
+  /** The metrics by id, for a metric math alarm on `expression`. */
+  readonly metrics?: Readonly<Record<string, TagbeezMetricName>>;
+  readonly expression?: string;
+  /** Label of the expression. */
+  readonly label?: string;
+  /** Statistic of the metric(s): `Sum`, or a percentile such as `p99`. */
+  readonly stat: string;
+  /** Seconds. */
+  readonly period: number;
+  readonly threshold: number;
+  readonly comparison: 'GreaterThanThreshold';
+  readonly evaluationPeriods: number;
+  readonly datapointsToAlarm: number;
+  readonly treatMissingData: 'notBreaching';
+}
+
+/** The four alarms (the contract's): error rate, p99 latency, store errors, Lambda throttles. */
+export const TAGBEEZ_ALARMS: readonly TagbeezAlarmSpec[] = [
+  {
+    id: 'ErrorRate',
+    name: 'error-rate',
+    description: 'tagbeez: more than 1% of requests answered with a 5xx (server errors / requests, over 5 minutes).',
+    namespace: 'service',
+    metrics: { errors: 'tagbeez_server_errors', requests: 'tagbeez_requests' },
+    // FILL: a period with requests and no server error at all is 0 %, not missing.
+    expression: '100 * FILL(errors, 0) / requests',
+    label: 'error rate (%)',
+    stat: 'Sum',
+    period: 300,
+    threshold: 1,
+    comparison: 'GreaterThanThreshold',
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'LatencyP99',
+    name: 'p99-latency',
+    description: 'tagbeez: the 99th percentile of request latency (all routes) above 1000 ms over 5 minutes.',
+    namespace: 'service',
+    metric: 'tagbeez_request_latency_ms',
+    stat: 'p99',
+    period: 300,
+    threshold: 1000,
+    comparison: 'GreaterThanThreshold',
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'StoreErrors',
+    name: 'store-errors',
+    description:
+      'tagbeez: more than 5 conversation store errors (unavailable, timeout, contention) in 5 minutes; each is a 503 to a caller.',
+    namespace: 'service',
+    metric: 'tagbeez_store_errors',
+    stat: 'Sum',
+    period: 300,
+    threshold: 5,
+    comparison: 'GreaterThanThreshold',
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: 'notBreaching',
+  },
+  {
+    id: 'Throttles',
+    name: 'throttles',
+    description: 'tagbeez: Lambda throttled the function (concurrency limit reached) in the last 5 minutes.',
+    namespace: 'AWS/Lambda',
+    metric: 'Throttles',
+    stat: 'Sum',
+    period: 300,
+    threshold: 0,
+    comparison: 'GreaterThanThreshold',
+    evaluationPeriods: 1,
+    datapointsToAlarm: 1,
+    treatMissingData: 'notBreaching',
+  },
+];
+
+/** One line (or, with `search`, one line per dimension value) of a dashboard graph. */
+export interface TagbeezSeriesSpec {
+  readonly metric: string;
+  readonly stat: string;
+  /**
+   * Draw it with a SEARCH over exactly these dimension names, one line per value; without it,
+   * the no-dimension rollup.
+   */
+  readonly search?: readonly string[];
+  /** `AWS/Lambda`: the function's own metric (FunctionName dimension). @default - the service's namespace */
+  readonly namespace?: 'AWS/Lambda';
+  /** The line's label (rollups and Lambda metrics; SEARCH lines are labelled by CloudWatch). */
+  readonly label?: string;
+  /** On the right axis. */
+  readonly right?: boolean;
+}
+
+/** One dashboard widget: an alarm's graph, or a graph of series. */
+export interface TagbeezWidgetSpec {
+  readonly title: string;
+  /** The TAGBEEZ_ALARMS id of an alarm widget (6 wide); graphs are 8 wide. */
+  readonly alarm?: string;
+  readonly series?: readonly TagbeezSeriesSpec[];
+}
+
+/**
+ * The dashboard, in order: the four alarms, then three graphs a row (as `template.yaml`'s
+ * Dashboard, which tests/deploy_files.rs compares with this).
+ */
+export const TAGBEEZ_DASHBOARD: readonly TagbeezWidgetSpec[] = [
+  { title: 'Error rate (%) > 1 over 5 min', alarm: 'ErrorRate' },
+  { title: 'p99 latency (ms) > 1000 over 5 min', alarm: 'LatencyP99' },
+  { title: 'Store errors > 5 in 5 min', alarm: 'StoreErrors' },
+  { title: 'Lambda throttles > 0 in 5 min', alarm: 'Throttles' },
+  {
+    title: 'Requests (left) and server errors (right), Sum per 5 min',
+    series: [
+      { metric: 'tagbeez_requests', stat: 'Sum', label: 'requests' },
+      { metric: 'tagbeez_server_errors', stat: 'Sum', label: 'server errors (5xx)', right: true },
+    ],
+  },
+  {
+    title: 'Request latency, ms (p50, p99)',
+    series: [
+      { metric: 'tagbeez_request_latency_ms', stat: 'p50', label: 'p50' },
+      { metric: 'tagbeez_request_latency_ms', stat: 'p99', label: 'p99' },
+    ],
+  },
+  {
+    title: 'Time split by route, average ms: tokenize, inference, store',
+    series: [
+      { metric: 'tagbeez_tokenize_ms', stat: 'Average', search: ['model_version', 'route'] },
+      { metric: 'tagbeez_inference_ms', stat: 'Average', search: ['model_version', 'route'] },
+      { metric: 'tagbeez_store_ms', stat: 'Average', search: ['model_version', 'route'] },
+    ],
+  },
+  {
+    title: 'Tags selected, by tag (Sum)',
+    series: [
+      { metric: 'tagbeez_tags_selected', stat: 'Sum', search: ['model_version', 'tag'] },
+    ],
+  },
+  {
+    title: 'Conversation tag switches (Sum)',
+    series: [
+      { metric: 'tagbeez_conversation_switches', stat: 'Sum', search: ['model_version'] },
+    ],
+  },
+  {
+    title: 'Batch size, messages per inference (average)',
+    series: [
+      { metric: 'tagbeez_batch_size', stat: 'Average', search: ['model_version'] },
+    ],
+  },
+  {
+    title: 'Store errors by kind, and store retries (Sum)',
+    series: [
+      { metric: 'tagbeez_store_errors', stat: 'Sum', search: ['kind', 'model_version'] },
+      { metric: 'tagbeez_store_retries', stat: 'Sum', search: ['model_version'] },
+    ],
+  },
+  {
+    title: 'Overload rejections, 503 overloaded (Sum)',
+    series: [
+      { metric: 'tagbeez_overload_rejections', stat: 'Sum', label: 'overload rejections' },
+    ],
+  },
+  {
+    title: 'Cold starts (left, Sum) and init time (right, ms)',
+    series: [
+      { metric: 'tagbeez_cold_starts', stat: 'Sum', search: ['model_version'] },
+      { metric: 'tagbeez_init_ms', stat: 'Average', search: ['model_version'], right: true },
+    ],
+  },
+  {
+    title: 'Feedback received (Sum)',
+    series: [
+      { metric: 'tagbeez_feedback', stat: 'Sum', search: ['model_version'] },
+    ],
+  },
+  {
+    title: 'Lambda throttles (Sum)',
+    series: [
+      { metric: 'Throttles', stat: 'Sum', namespace: 'AWS/Lambda', label: 'throttles' },
+    ],
+  },
+];
+
+/**
+ * A SEARCH expression over the service's metric `metric` with exactly the dimensions `dims`.
+ * The namespace and dimension names are quoted, as CloudWatch needs for names with characters
+ * other than letters and digits.
+ */
+export function tagbeezSearchExpression(namespace: string, metric: string, dims: readonly string[], stat: string, periodSeconds = 300): string {
+  const schema = [namespace, ...dims].map((name) => `"${name}"`).join(',');
+  return `SEARCH('{${schema}} MetricName="${metric}"', '${stat}', ${periodSeconds})`;
+}
+
+const DEFAULT_METRICS_NAMESPACE = 'tagbeez';
+const METRICS_NAMESPACE_PATTERN = /^(?!AWS\/)[A-Za-z0-9._/#:-]{1,255}$/;
+const SNS_TOPIC_ARN_PATTERN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$/;
 const DEFAULT_MEMORY_MB = 1769;
 const DEFAULT_TIMEOUT = Duration.seconds(10);
 const DEFAULT_THROTTLING: TagbeezThrottling = { rateLimit: 100, burstLimit: 200 };
@@ -189,21 +495,34 @@ const HTTP_API_INTEGRATION_LIMIT = Duration.seconds(30);
 /** Stacks with a TagbeezService that logs API access: the log group name is per stack. */
 const ACCESS_LOGGING_SERVICES = new WeakMap<Stack, string>();
 
+/** Alarm name prefixes in use per stack, with the service that uses each. */
+const ALARM_PREFIXES = new WeakMap<Stack, Map<string, string>>();
+
 /**
  * The tagbeez service: the Rust Lambda (arm64, provided.al2023) with its own execution role,
- * its DynamoDB conversation table, its log group, and an HTTP API with the service's routes
- * (and, by default, an access log group).
+ * its DynamoDB conversation and feedback tables, its log group, an HTTP API with the service's
+ * routes (and, by default, an access log group), four CloudWatch alarms and a dashboard.
  */
 export class TagbeezService extends Construct {
   /** The conversation table (partition key `conversation_id`, TTL attribute `expires_at`). */
   public readonly table: dynamodb.Table;
+  /**
+   * The feedback table (partition key `feedback_id`, TTL attribute `expires_at`, encrypted,
+   * point-in-time recovery on). The function may only PutItem on it.
+   */
+  public readonly feedbackTable: dynamodb.Table;
+  /** The four alarms, by TAGBEEZ_ALARMS id (`ErrorRate`, `LatencyP99`, `StoreErrors`, `Throttles`). */
+  public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
+  /** The CloudWatch dashboard (`<alarmNamePrefix>-<region>`). */
+  public readonly dashboard: cloudwatch.Dashboard;
   /** The tagbeez function. Invoke it directly with `{"operation": ...}` payloads. */
   public readonly function: lambda.Function;
   /** The function's log group. */
   public readonly logGroup: logs.LogGroup;
   /**
-   * The function's execution role: only the item operations on the table and writes to its own
-   * log group (no AWSLambdaBasicExecutionRole, which allows logs on every log group).
+   * The function's execution role: only the item operations on the conversation table, PutItem
+   * on the feedback table and writes to its own log group (no AWSLambdaBasicExecutionRole, which
+   * allows logs on every log group).
    */
   public readonly role: iam.Role;
   /** The API's access log group (`/aws/apigateway/<stack name>`), unless `accessLogging` is false. */
@@ -253,6 +572,18 @@ export class TagbeezService extends Construct {
       removalPolicy: props.tableRemovalPolicy ?? RemovalPolicy.RETAIN,
     });
 
+    // Feedback: labelled messages with their full text (retraining needs it; nowhere else does
+    // the service keep full text), exported by `tagbeez export-feedback`. Retained by default:
+    // it is training data. TTL (feedbackTtl) bounds how long any message is kept.
+    this.feedbackTable = new dynamodb.Table(this, 'Feedback', {
+      partitionKey: { name: 'feedback_id', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expires_at',
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: props.feedbackTableRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+
     // Operational logs only (the service never logs message text): they go with the stack.
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.logGroup = new logs.LogGroup(this, 'Logs', {
@@ -262,7 +593,8 @@ export class TagbeezService extends Construct {
 
     // An explicit role, as in the SAM template: the one lambda.Function would create carries
     // AWSLambdaBasicExecutionRole (logs on every log group in the account). This one has no
-    // managed policies, and may only write its own log group and use the table's items.
+    // managed policies, and may only write its own log group, use the conversation table's items
+    // and add feedback items.
     this.role = new iam.Role(this, 'FunctionRole', {
       description: 'tagbeez Lambda execution role',
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
@@ -274,6 +606,15 @@ export class TagbeezService extends Construct {
         effect: iam.Effect.ALLOW,
         actions: [...TAGBEEZ_TABLE_ACTIONS],
         resources: [this.table.tableArn],
+      }),
+    );
+    // Feedback is only ever added: PutItem and nothing else (no grantWriteData, which adds
+    // UpdateItem, DeleteItem and BatchWriteItem).
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        effect: iam.Effect.ALLOW,
+        actions: [...TAGBEEZ_FEEDBACK_TABLE_ACTIONS],
+        resources: [this.feedbackTable.tableArn],
       }),
     );
     this.role.addToPolicy(
@@ -300,6 +641,7 @@ export class TagbeezService extends Construct {
       environment: {
         ...serviceEnvironment(props),
         TABLE_NAME: this.table.tableName,
+        FEEDBACK_TABLE_NAME: this.feedbackTable.tableName,
       },
     });
 
@@ -383,6 +725,109 @@ export class TagbeezService extends Construct {
         authorizer,
       });
     }
+
+    // Alarms and dashboard, as in template.yaml.
+    const alarmPrefix = props.alarmNamePrefix ?? Stack.of(this).stackName;
+    const stack = Stack.of(this);
+    const prefixes = ALARM_PREFIXES.get(stack) ?? new Map<string, string>();
+    ALARM_PREFIXES.set(stack, prefixes);
+    const samePrefix = prefixes.get(alarmPrefix);
+    if (samePrefix !== undefined) {
+      throw new Error(
+        `TagbeezService: ${this.node.path} and ${samePrefix} both name their alarms ${alarmPrefix}-*; ` +
+          'give one of them another alarmNamePrefix',
+      );
+    }
+    prefixes.set(alarmPrefix, this.node.path);
+    const namespace = props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE;
+    this.alarms = this.createAlarms(alarmPrefix, namespace, props.alarmTopicArn);
+    this.dashboard = this.createDashboard(`${alarmPrefix}-${stack.region}`, namespace);
+  }
+
+  private createAlarms(prefix: string, namespace: string, topicArn?: string): Record<string, cloudwatch.Alarm> {
+    if (topicArn !== undefined && !Token.isUnresolved(topicArn) && !SNS_TOPIC_ARN_PATTERN.test(topicArn)) {
+      throw new Error(`TagbeezService: alarmTopicArn must be the ARN of a standard SNS topic, not '${topicArn}'`);
+    }
+    const action = topicArn === undefined
+      ? undefined
+      : new cloudwatchActions.SnsAction(sns.Topic.fromTopicArn(this, 'AlarmTopic', topicArn));
+    const alarms: Record<string, cloudwatch.Alarm> = {};
+    for (const spec of TAGBEEZ_ALARMS) {
+      const period = Duration.seconds(spec.period);
+      const single = (metric: string): cloudwatch.IMetric =>
+        spec.namespace === 'AWS/Lambda'
+          ? this.function.metric(metric, { statistic: spec.stat, period })
+          : new cloudwatch.Metric({ namespace, metricName: metric, statistic: spec.stat, period });
+      let metric: cloudwatch.IMetric;
+      if (spec.expression !== undefined) {
+        const usingMetrics: Record<string, cloudwatch.IMetric> = {};
+        for (const [id, name] of Object.entries(spec.metrics ?? {})) usingMetrics[id] = single(name);
+        metric = new cloudwatch.MathExpression({ expression: spec.expression, usingMetrics, period, label: spec.label });
+      } else {
+        metric = single(spec.metric!);
+      }
+      const alarm = new cloudwatch.Alarm(this, `${spec.id}Alarm`, {
+        alarmName: `${prefix}-${spec.name}`,
+        alarmDescription: spec.description,
+        metric,
+        threshold: spec.threshold,
+        comparisonOperator: COMPARISONS[spec.comparison],
+        evaluationPeriods: spec.evaluationPeriods,
+        datapointsToAlarm: spec.datapointsToAlarm,
+        treatMissingData: TREAT_MISSING[spec.treatMissingData],
+      });
+      if (action) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+      alarms[spec.id] = alarm;
+    }
+    return alarms;
+  }
+
+  private createDashboard(name: string, namespace: string): cloudwatch.Dashboard {
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: name });
+    const period = Duration.minutes(5);
+    const series = (s: TagbeezSeriesSpec): cloudwatch.IMetric => {
+      if (s.search !== undefined) {
+        return new cloudwatch.SearchExpression({
+          expression: tagbeezSearchExpression(namespace, s.metric, s.search, s.stat, period.toSeconds()),
+          // No label: CloudWatch labels each line of a SEARCH by its dimension values ('' keeps
+          // CDK from using the whole expression as the label).
+          label: '',
+          period,
+        });
+      }
+      if (s.namespace === 'AWS/Lambda') {
+        return this.function.metric(s.metric, { statistic: s.stat, label: s.label, period });
+      }
+      return new cloudwatch.Metric({ namespace, metricName: s.metric, statistic: s.stat, label: s.label, period });
+    };
+    const alarmWidgets: cloudwatch.IWidget[] = [];
+    const graphs: cloudwatch.IWidget[] = [];
+    for (const widget of TAGBEEZ_DASHBOARD) {
+      if (widget.alarm !== undefined) {
+        const alarm = this.alarms[widget.alarm];
+        if (!alarm) throw new Error(`TagbeezService: the dashboard names an unknown alarm ${widget.alarm}`);
+        alarmWidgets.push(new cloudwatch.AlarmWidget({ title: widget.title, alarm, width: 6, height: 6 }));
+      } else {
+        const all = widget.series ?? [];
+        graphs.push(
+          new cloudwatch.GraphWidget({
+            title: widget.title,
+            width: 8,
+            height: 6,
+            period,
+            stacked: false,
+            left: all.filter((s) => !s.right).map(series),
+            right: all.filter((s) => s.right).map(series),
+          }),
+        );
+      }
+    }
+    dashboard.addWidgets(...alarmWidgets);
+    for (let i = 0; i < graphs.length; i += 3) dashboard.addWidgets(...graphs.slice(i, i + 3));
+    return dashboard;
   }
 
   /**
@@ -470,6 +915,20 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
   if (!Token.isUnresolved(logLevel) && logLevel.trim() === '') {
     throw new Error('TagbeezService: logLevel must not be empty');
   }
+  const feedbackTtlDays = checkInt(
+    'feedbackTtl (days)',
+    (settings.feedbackTtl ?? Duration.days(365)).toDays({ integral: false }),
+    1,
+    3650,
+  );
+  const metricsNamespace = settings.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE;
+  if (!Token.isUnresolved(metricsNamespace) && !METRICS_NAMESPACE_PATTERN.test(metricsNamespace)) {
+    throw new Error(
+      'TagbeezService: metricsNamespace must be 1-255 of A-Z a-z 0-9 . _ / # : - and must not start with AWS/, ' +
+        `not '${metricsNamespace}'`,
+    );
+  }
+  const explainMaxWords = checkInt('explainMaxWords', settings.explainMaxWords ?? 32, 1, 128);
   return {
     WINDOW_SIZE: numberText(windowSize),
     WINDOW_DECAY: numberText(windowDecay),
@@ -480,10 +939,25 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     DYNAMODB_OPERATION_TIMEOUT_MS: numberText(operationMs),
     STORE_DEADLINE_MS: numberText(storeDeadlineMs),
     LOG_LEVEL: logLevel,
+    FEEDBACK_TTL_DAYS: numberText(feedbackTtlDays),
+    // EMF: metrics are JSON log lines that CloudWatch turns into metrics, with no API call and
+    // no cloudwatch:PutMetricData permission.
+    METRICS: 'emf',
+    METRICS_NAMESPACE: metricsNamespace,
+    DEMO_PAGE: settings.demoPage ? 'on' : 'off',
+    EXPLAIN_MAX_WORDS: numberText(explainMaxWords),
   };
 }
 
 /** A number as environment text; a token (e.g. a CfnParameter's value) stays a token. */
+const COMPARISONS: Record<TagbeezAlarmSpec['comparison'], cloudwatch.ComparisonOperator> = {
+  GreaterThanThreshold: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+};
+
+const TREAT_MISSING: Record<TagbeezAlarmSpec['treatMissingData'], cloudwatch.TreatMissingData> = {
+  notBreaching: cloudwatch.TreatMissingData.NOT_BREACHING,
+};
+
 function numberText(value: number): string {
   return Token.isUnresolved(value) ? Token.asString(value) : String(value);
 }

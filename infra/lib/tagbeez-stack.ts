@@ -33,5 +33,13 @@ export class TagbeezStack extends Stack {
       description: 'DynamoDB table of conversation windows',
       value: this.service.table.tableName,
     });
+    new CfnOutput(this, 'FeedbackTableName', {
+      description: 'DynamoDB table of feedback (FEEDBACK_TABLE_NAME), for tagbeez export-feedback',
+      value: this.service.feedbackTable.tableName,
+    });
+    new CfnOutput(this, 'DashboardName', {
+      description: 'Name of the CloudWatch dashboard',
+      value: this.service.dashboard.dashboardName,
+    });
   }
 }

@@ -14,12 +14,18 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 
 import {
   TAGBEEZ_ACCESS_LOG_FORMAT,
+  TAGBEEZ_ALARMS,
+  TAGBEEZ_DASHBOARD,
+  TAGBEEZ_FEEDBACK_TABLE_ACTIONS,
   TAGBEEZ_LOG_ACTIONS,
+  TAGBEEZ_METRICS,
+  TAGBEEZ_ROLLUP_METRICS,
   TAGBEEZ_ROUTES,
   TAGBEEZ_TABLE_ACTIONS,
   TagbeezService,
   type TagbeezServiceProps,
   defaultBootstrapDir,
+  tagbeezSearchExpression,
 } from '../lib/tagbeez-service';
 import { TagbeezStack } from '../lib/tagbeez-stack';
 
@@ -71,6 +77,13 @@ const customized = synth({
   storeDeadline: Duration.seconds(4),
   logLevel: 'tagbeez=debug',
   accessLogging: false,
+  feedbackTtl: Duration.days(30),
+  metricsNamespace: 'shop/tagbeez',
+  demoPage: true,
+  explainMaxWords: 16,
+  feedbackTableRemovalPolicy: RemovalPolicy.DESTROY,
+  alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alerts',
+  alarmNamePrefix: 'shop-tagbeez',
 });
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -89,6 +102,25 @@ function asArray<T>(value: T | T[] | undefined): T[] {
 
 function sorted(values: readonly string[]): string[] {
   return [...values].sort();
+}
+
+/** The DynamoDB table whose partition key is `key`. */
+function tableByKey(template: Template, key: string): { id: string; resource: Json } {
+  const found = Object.entries(template.findResources('AWS::DynamoDB::Table')).filter(
+    ([, table]) => (table as Json).Properties.KeySchema?.[0]?.AttributeName === key,
+  );
+  assert.equal(found.length, 1, `expected exactly one table keyed by ${key}, found ${found.length}`);
+  return { id: found[0][0], resource: found[0][1] };
+}
+
+/** The conversation table (partition key conversation_id). */
+function conversationTable(template: Template): { id: string; resource: Json } {
+  return tableByKey(template, 'conversation_id');
+}
+
+/** The feedback table (partition key feedback_id). */
+function feedbackTable(template: Template): { id: string; resource: Json } {
+  return tableByKey(template, 'feedback_id');
 }
 
 /** The nearest ancestor of this file with a Cargo.toml: the repository root, if there is one. */
@@ -112,6 +144,11 @@ const SERVICE_ENV_DEFAULTS: Record<string, string> = {
   DYNAMODB_OPERATION_TIMEOUT_MS: '3000',
   STORE_DEADLINE_MS: '5000',
   LOG_LEVEL: 'info',
+  FEEDBACK_TTL_DAYS: '365',
+  METRICS: 'emf',
+  METRICS_NAMESPACE: 'tagbeez',
+  DEMO_PAGE: 'off',
+  EXPLAIN_MAX_WORDS: '32',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -129,11 +166,16 @@ describe('function', () => {
     });
   });
 
-  it('gets every service setting, TABLE_NAME from the table, and nothing local-only', () => {
-    const table = onlyResource(defaults.template, 'AWS::DynamoDB::Table');
+  it('gets every service setting, TABLE_NAME and FEEDBACK_TABLE_NAME from the tables, and nothing local-only', () => {
+    const table = conversationTable(defaults.template);
+    const feedback = feedbackTable(defaults.template);
     const fn = onlyResource(defaults.template, 'AWS::Lambda::Function');
     const vars: Record<string, Json> = fn.resource.Properties.Environment.Variables;
-    assert.deepEqual(vars, { ...SERVICE_ENV_DEFAULTS, TABLE_NAME: { Ref: table.id } });
+    assert.deepEqual(vars, {
+      ...SERVICE_ENV_DEFAULTS,
+      TABLE_NAME: { Ref: table.id },
+      FEEDBACK_TABLE_NAME: { Ref: feedback.id },
+    });
     for (const localOnly of [
       'HOST',
       'PORT',
@@ -147,7 +189,8 @@ describe('function', () => {
   });
 
   it('takes overridden settings, memory and timeout', () => {
-    const table = onlyResource(customized.template, 'AWS::DynamoDB::Table');
+    const table = conversationTable(customized.template);
+    const feedback = feedbackTable(customized.template);
     customized.template.hasResourceProperties('AWS::Lambda::Function', {
       MemorySize: 1024,
       Timeout: 20,
@@ -162,7 +205,13 @@ describe('function', () => {
           DYNAMODB_OPERATION_TIMEOUT_MS: '2000',
           STORE_DEADLINE_MS: '4000',
           LOG_LEVEL: 'tagbeez=debug',
+          FEEDBACK_TTL_DAYS: '30',
+          METRICS: 'emf',
+          METRICS_NAMESPACE: 'shop/tagbeez',
+          DEMO_PAGE: 'on',
+          EXPLAIN_MAX_WORDS: '16',
           TABLE_NAME: { Ref: table.id },
+          FEEDBACK_TABLE_NAME: { Ref: feedback.id },
         }),
       },
     });
@@ -188,6 +237,17 @@ describe('function', () => {
       [{ dynamodbOperationTimeout: Duration.minutes(2) }, /dynamodbOperationTimeout/],
       [{ storeDeadline: Duration.millis(5) }, /storeDeadline/],
       [{ logLevel: ' ' }, /logLevel/],
+      [{ feedbackTtl: Duration.hours(12) }, /feedbackTtl/],
+      [{ feedbackTtl: Duration.hours(36) }, /feedbackTtl/],
+      [{ feedbackTtl: Duration.days(3651) }, /feedbackTtl/],
+      [{ metricsNamespace: '' }, /metricsNamespace/],
+      [{ metricsNamespace: 'AWS/Lambda' }, /metricsNamespace/],
+      [{ metricsNamespace: 'has space' }, /metricsNamespace/],
+      [{ metricsNamespace: 'quo"te' }, /metricsNamespace/],
+      [{ explainMaxWords: 0 }, /explainMaxWords/],
+      [{ explainMaxWords: 129 }, /explainMaxWords/],
+      [{ alarmTopicArn: 'ops-alerts' }, /alarmTopicArn/],
+      [{ alarmTopicArn: 'arn:aws:sqs:eu-west-1:123456789012:queue' }, /alarmTopicArn/],
     ];
     for (const [props, message] of bad) {
       const stack = new Stack(newApp(), 'Bad');
@@ -222,7 +282,7 @@ describe('HTTP API', () => {
   it('has exactly the service routes, each with AWS_IAM authorization by default', () => {
     const routes = routesOf(defaults.template);
     assert.deepEqual(sorted(routes.map((r) => r.routeKey)), sorted(TAGBEEZ_ROUTES));
-    assert.equal(routes.length, 8);
+    assert.equal(routes.length, 11);
     for (const route of routes) {
       assert.equal(route.authorizationType, 'AWS_IAM', `${route.routeKey} must use AWS_IAM`);
     }
@@ -288,7 +348,7 @@ describe('HTTP API', () => {
 
 describe('table', () => {
   it('is on-demand, keyed by conversation_id (S), TTL on expires_at, encrypted, PITR on', () => {
-    defaults.template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    defaults.template.resourceCountIs('AWS::DynamoDB::Table', 2);
     defaults.template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [{ AttributeName: 'conversation_id', KeyType: 'HASH' }],
@@ -299,27 +359,74 @@ describe('table', () => {
     });
   });
 
-  it('has no secondary indexes', () => {
-    const table = onlyResource(defaults.template, 'AWS::DynamoDB::Table');
-    assert.equal(table.resource.Properties.GlobalSecondaryIndexes, undefined);
-    assert.equal(table.resource.Properties.LocalSecondaryIndexes, undefined);
+  it('has no secondary indexes (neither table)', () => {
+    for (const table of [conversationTable(defaults.template), feedbackTable(defaults.template)]) {
+      assert.equal(table.resource.Properties.GlobalSecondaryIndexes, undefined);
+      assert.equal(table.resource.Properties.LocalSecondaryIndexes, undefined);
+    }
   });
 
   it('has PITR off when asked', () => {
-    customized.template.hasResourceProperties('AWS::DynamoDB::Table', {
-      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+    assert.deepEqual(conversationTable(customized.template).resource.Properties.PointInTimeRecoverySpecification, {
+      PointInTimeRecoveryEnabled: false,
     });
   });
 
   it('is retained by default, destroyed when asked', () => {
-    defaults.template.hasResource('AWS::DynamoDB::Table', {
-      DeletionPolicy: 'Retain',
-      UpdateReplacePolicy: 'Retain',
+    const kept = conversationTable(defaults.template).resource;
+    assert.equal(kept.DeletionPolicy, 'Retain');
+    assert.equal(kept.UpdateReplacePolicy, 'Retain');
+    const dropped = conversationTable(customized.template).resource;
+    assert.equal(dropped.DeletionPolicy, 'Delete');
+    assert.equal(dropped.UpdateReplacePolicy, 'Delete');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3b. The feedback table (template.yaml's FeedbackTable)
+
+describe('feedback table', () => {
+  it('is its own table: on-demand, keyed by feedback_id (S), TTL on expires_at, encrypted, PITR on', () => {
+    const table = feedbackTable(defaults.template);
+    assert.notEqual(table.id, conversationTable(defaults.template).id);
+    assert.deepEqual(table.resource.Properties, {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'feedback_id', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'feedback_id', AttributeType: 'S' }],
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      SSESpecification: { SSEEnabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
     });
-    customized.template.hasResource('AWS::DynamoDB::Table', {
-      DeletionPolicy: 'Delete',
-      UpdateReplacePolicy: 'Delete',
+  });
+
+  it('keeps PITR on when the conversation table has it off', () => {
+    assert.deepEqual(feedbackTable(customized.template).resource.Properties.PointInTimeRecoverySpecification, {
+      PointInTimeRecoveryEnabled: true,
     });
+  });
+
+  it('is retained by default (training data), destroyed when asked', () => {
+    const kept = feedbackTable(defaults.template).resource;
+    assert.equal(kept.DeletionPolicy, 'Retain');
+    assert.equal(kept.UpdateReplacePolicy, 'Retain');
+    const dropped = feedbackTable(customized.template).resource;
+    assert.equal(dropped.DeletionPolicy, 'Delete');
+    assert.equal(dropped.UpdateReplacePolicy, 'Delete');
+    // tableRemovalPolicy alone does not drop the feedback.
+    const { template } = synth({ tableRemovalPolicy: RemovalPolicy.DESTROY });
+    assert.equal(feedbackTable(template).resource.DeletionPolicy, 'Retain');
+  });
+
+  it('allows the function exactly one action on it, dynamodb:PutItem', () => {
+    assert.deepEqual([...TAGBEEZ_FEEDBACK_TABLE_ACTIONS], ['dynamodb:PutItem']);
+    for (const template of [defaults.template, customized.template]) {
+      const arn = JSON.stringify({ 'Fn::GetAtt': [feedbackTable(template).id, 'Arn'] });
+      const onFeedback = allStatements(template).filter((s) => JSON.stringify(s.statement.Resource ?? null).includes(feedbackTable(template).id));
+      assert.equal(onFeedback.length, 1, JSON.stringify(onFeedback));
+      assert.deepEqual(actionsOf(onFeedback[0].statement), ['dynamodb:PutItem']);
+      assert.equal(JSON.stringify(onFeedback[0].statement.Resource), arn);
+      assert.deepEqual(onFeedback[0].roles, [functionRole(template).id]);
+    }
   });
 });
 
@@ -399,8 +506,11 @@ function checkLeastPrivilege(template: Template, otherRoles: string[] = []): voi
   assert.deepEqual(sorted(TAGBEEZ_TABLE_ACTIONS), ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
   assert.deepEqual(sorted(TAGBEEZ_LOG_ACTIONS), ['logs:CreateLogStream', 'logs:PutLogEvents']);
 
-  const table = onlyResource(template, 'AWS::DynamoDB::Table');
+  assert.deepEqual([...TAGBEEZ_FEEDBACK_TABLE_ACTIONS], ['dynamodb:PutItem']);
+
+  const table = conversationTable(template);
   const tableArn = { 'Fn::GetAtt': [table.id, 'Arn'] };
+  const feedbackArn = { 'Fn::GetAtt': [feedbackTable(template).id, 'Arn'] };
   const logGroupArn = { 'Fn::GetAtt': [functionLogGroupId(template), 'Arn'] };
 
   // No managed policy at all (AWSLambdaBasicExecutionRole allows logs on every log group), no
@@ -437,18 +547,20 @@ function checkLeastPrivilege(template: Template, otherRoles: string[] = []): voi
   }
   const expected = [
     ...TAGBEEZ_TABLE_ACTIONS.map((a) => `${a} on ${JSON.stringify(tableArn)}`),
+    ...TAGBEEZ_FEEDBACK_TABLE_ACTIONS.map((a) => `${a} on ${JSON.stringify(feedbackArn)}`),
     ...TAGBEEZ_LOG_ACTIONS.map((a) => `${a} on ${JSON.stringify(logGroupArn)}`),
   ];
-  assert.equal(expected.length, 5);
+  assert.equal(expected.length, 6);
   assert.deepEqual(
     sorted(grants),
     sorted(expected),
-    'the only permissions must be the 3 item operations on the table and the 2 log writes on the function\'s log group',
+    'the only permissions must be the 3 item operations on the conversation table, PutItem on the feedback ' +
+      'table and the 2 log writes on the function\'s log group',
   );
 }
 
 describe('IAM', () => {
-  it('grants only GetItem, PutItem, DeleteItem on the table and log writes on the function\'s log group', () => {
+  it('grants only GetItem, PutItem, DeleteItem on the table, PutItem on feedback and log writes on the function\'s log group', () => {
     checkLeastPrivilege(defaults.template);
   });
 
@@ -598,7 +710,7 @@ describe('API access logs', () => {
       () => new TagbeezService(stack, 'Second', { bootstrapDir }),
       /Two\/Second and Two\/First both log API access to \/aws\/apigateway\/Two; set accessLogging: false/,
     );
-    new TagbeezService(stack, 'Third', { bootstrapDir, accessLogging: false });
+    new TagbeezService(stack, 'Third', { bootstrapDir, accessLogging: false, alarmNamePrefix: 'third' });
   });
 });
 
@@ -608,8 +720,8 @@ describe('API access logs', () => {
 describe('routes', () => {
   const root = repoRoot();
 
-  it('TAGBEEZ_ROUTES has 8 distinct METHOD /path keys', () => {
-    assert.equal(new Set(TAGBEEZ_ROUTES).size, 8);
+  it('TAGBEEZ_ROUTES has 11 distinct METHOD /path keys', () => {
+    assert.equal(new Set(TAGBEEZ_ROUTES).size, 11);
     for (const key of TAGBEEZ_ROUTES) assert.match(key, /^(GET|POST|DELETE) \/\S*$/);
   });
 
@@ -674,16 +786,311 @@ describe('bootstrap folder', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// 8. Alarms (template.yaml's ErrorRateAlarm, LatencyP99Alarm, StoreErrorsAlarm, ThrottlesAlarm)
+
+const PERCENTILE = /^p\d+(\.\d+)?$/;
+
+/** The alarms of a template by AlarmName. */
+function alarmsByName(template: Template): Record<string, { id: string; resource: Json }> {
+  const out: Record<string, { id: string; resource: Json }> = {};
+  for (const [id, resource] of Object.entries(template.findResources('AWS::CloudWatch::Alarm'))) {
+    out[(resource as Json).Properties.AlarmName] = { id, resource };
+  }
+  return out;
+}
+
+/** Checks that `template` has exactly the TAGBEEZ_ALARMS, named `<prefix>-<name>`, on `namespace`. */
+function checkAlarms(template: Template, prefix: string, namespace: string, topicArn?: string): void {
+  const fn = onlyResource(template, 'AWS::Lambda::Function');
+  const alarms = alarmsByName(template);
+  assert.deepEqual(sorted(Object.keys(alarms)), sorted(TAGBEEZ_ALARMS.map((a) => `${prefix}-${a.name}`)));
+  for (const spec of TAGBEEZ_ALARMS) {
+    const props = alarms[`${prefix}-${spec.name}`].resource.Properties;
+    const where = `${spec.name}: ${JSON.stringify(props)}`;
+    assert.equal(props.ComparisonOperator, spec.comparison, where);
+    assert.equal(props.Threshold, spec.threshold, where);
+    assert.equal(props.EvaluationPeriods, spec.evaluationPeriods, where);
+    assert.equal(props.DatapointsToAlarm, spec.datapointsToAlarm, where);
+    assert.equal(props.TreatMissingData, spec.treatMissingData, where);
+    assert.equal(props.AlarmDescription, spec.description, where);
+    assert.deepEqual(props.AlarmActions, topicArn === undefined ? undefined : [topicArn], where);
+    assert.deepEqual(props.OKActions, topicArn === undefined ? undefined : [topicArn], where);
+    if (spec.expression !== undefined) {
+      const usingMetrics = Object.entries(spec.metrics ?? {});
+      assert.ok(usingMetrics.length > 0, where);
+      assert.equal(props.MetricName, undefined, where);
+      const expressions = props.Metrics.filter((m: Json) => m.Expression !== undefined);
+      assert.deepEqual(expressions.map((m: Json) => [m.Expression, m.ReturnData, m.Label]), [[spec.expression, true, spec.label]], where);
+      const stats = props.Metrics.filter((m: Json) => m.Expression === undefined);
+      assert.deepEqual(
+        sorted(stats.map((m: Json) => JSON.stringify(m))),
+        sorted(
+          usingMetrics.map(([id, metricName]) =>
+            JSON.stringify({
+              Id: id,
+              MetricStat: { Metric: { MetricName: metricName, Namespace: namespace }, Period: spec.period, Stat: spec.stat },
+              ReturnData: false,
+            }),
+          ),
+        ),
+        where,
+      );
+    } else {
+      assert.equal(props.Metrics, undefined, where);
+      assert.equal(props.MetricName, spec.metric, where);
+      assert.equal(props.Period, spec.period, where);
+      if (PERCENTILE.test(spec.stat)) {
+        assert.equal(props.ExtendedStatistic, spec.stat, where);
+        assert.equal(props.Statistic, undefined, where);
+      } else {
+        assert.equal(props.Statistic, spec.stat, where);
+        assert.equal(props.ExtendedStatistic, undefined, where);
+      }
+      if (spec.namespace === 'AWS/Lambda') {
+        assert.equal(props.Namespace, 'AWS/Lambda', where);
+        assert.deepEqual(props.Dimensions, [{ Name: 'FunctionName', Value: { Ref: fn.id } }], where);
+      } else {
+        assert.equal(props.Namespace, namespace, where);
+        assert.equal(props.Dimensions, undefined, `${where}: the alarms read the no-dimension rollups`);
+      }
+    }
+  }
+}
+
+describe('alarms', () => {
+  it('are the contract\'s four: error rate > 1 %, p99 latency > 1000 ms, store errors > 5, throttles > 0, per 5 min', () => {
+    const byName = Object.fromEntries(TAGBEEZ_ALARMS.map((a) => [a.name, a]));
+    assert.deepEqual(sorted(Object.keys(byName)), ['error-rate', 'p99-latency', 'store-errors', 'throttles']);
+    assert.deepEqual(
+      [byName['error-rate'].expression, byName['error-rate'].metrics, byName['error-rate'].stat, byName['error-rate'].threshold],
+      ['100 * FILL(errors, 0) / requests', { errors: 'tagbeez_server_errors', requests: 'tagbeez_requests' }, 'Sum', 1],
+    );
+    assert.deepEqual(
+      [byName['p99-latency'].metric, byName['p99-latency'].stat, byName['p99-latency'].threshold],
+      ['tagbeez_request_latency_ms', 'p99', 1000],
+    );
+    assert.deepEqual(
+      [byName['store-errors'].metric, byName['store-errors'].stat, byName['store-errors'].threshold],
+      ['tagbeez_store_errors', 'Sum', 5],
+    );
+    assert.deepEqual(
+      [byName.throttles.namespace, byName.throttles.metric, byName.throttles.stat, byName.throttles.threshold],
+      ['AWS/Lambda', 'Throttles', 'Sum', 0],
+    );
+    for (const spec of TAGBEEZ_ALARMS) {
+      assert.equal(spec.period, 300, spec.name);
+      assert.equal(spec.comparison, 'GreaterThanThreshold', spec.name);
+      assert.equal(spec.treatMissingData, 'notBreaching', spec.name);
+      if (spec.namespace === 'service') {
+        for (const metric of [spec.metric, ...Object.values(spec.metrics ?? {})].filter((m) => m !== undefined)) {
+          assert.ok((TAGBEEZ_ROLLUP_METRICS as readonly string[]).includes(metric!), `${spec.name}: ${metric} is not a rollup`);
+        }
+      }
+    }
+  });
+
+  it('are in the synthesized template, named <stack name>-<name>, with no actions by default', () => {
+    defaults.template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    checkAlarms(defaults.template, 'TagbeezTest', 'tagbeez');
+  });
+
+  it('take the namespace, name prefix and SNS topic (alarm and OK actions) props', () => {
+    checkAlarms(customized.template, 'shop-tagbeez', 'shop/tagbeez', 'arn:aws:sns:eu-west-1:123456789012:ops-alerts');
+  });
+
+  it('refuse two services with the same alarm name prefix in one stack', () => {
+    const stack = new Stack(newApp(), 'Alarms');
+    new TagbeezService(stack, 'First', { bootstrapDir });
+    assert.throws(
+      () => new TagbeezService(stack, 'Second', { bootstrapDir, accessLogging: false }),
+      /Alarms\/Second and Alarms\/First both name their alarms Alarms-\*; give one of them another alarmNamePrefix/,
+    );
+    new TagbeezService(stack, 'Third', { bootstrapDir, accessLogging: false, alarmNamePrefix: 'third' });
+  });
+
+  it('add no IAM permission (EMF metrics are log lines, no cloudwatch:PutMetricData)', () => {
+    for (const { statement } of allStatements(defaults.template)) {
+      assert.ok(!actionsOf(statement).some((a) => a.startsWith('cloudwatch:')), JSON.stringify(statement));
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 9. Dashboard (template.yaml's Dashboard)
+
+/**
+ * A DashboardBody as JSON, its references replaced by plain markers: `REGION`, `FUNCTION` (the
+ * function's name) and `ALARM:<TAGBEEZ_ALARMS id>` (an alarm's ARN).
+ */
+function dashboardBody(template: Template): Json {
+  const dashboard = onlyResource(template, 'AWS::CloudWatch::Dashboard');
+  const fn = onlyResource(template, 'AWS::Lambda::Function');
+  const alarmIds: Record<string, string> = {};
+  for (const spec of TAGBEEZ_ALARMS) {
+    const [id] = Object.entries(template.findResources('AWS::CloudWatch::Alarm')).find(([, a]) =>
+      ((a as Json).Properties.AlarmName as string).endsWith(`-${spec.name}`),
+    )!;
+    alarmIds[id] = spec.id;
+  }
+  const body = dashboard.resource.Properties.DashboardBody;
+  const parts: Json[] = typeof body === 'string' ? [body] : body['Fn::Join'][1];
+  const text = parts
+    .map((part) => {
+      if (typeof part === 'string') return part;
+      if (part.Ref === 'AWS::Region') return 'REGION';
+      if (part.Ref === fn.id) return 'FUNCTION';
+      const att = part['Fn::GetAtt'];
+      if (att && att[1] === 'Arn' && alarmIds[att[0]]) return `ALARM:${alarmIds[att[0]]}`;
+      throw new Error(`unexpected reference in DashboardBody: ${JSON.stringify(part)}`);
+    })
+    .join('');
+  return JSON.parse(text);
+}
+
+/** The dashboard's widgets as TAGBEEZ_DASHBOARD describes them, in the body's rendering. */
+function expectedWidgets(namespace: string): Json[] {
+  return TAGBEEZ_DASHBOARD.map((widget) => {
+    if (widget.alarm !== undefined) {
+      return { title: widget.title, width: 6, alarms: [`ALARM:${widget.alarm}`], metrics: undefined };
+    }
+    const all = widget.series ?? [];
+    const ordered = [...all.filter((s) => !s.right), ...all.filter((s) => s.right)];
+    const metrics = ordered.map((s) => {
+      const axis = s.right ? { yAxis: 'right' } : {};
+      if (s.search) return [{ expression: tagbeezSearchExpression(namespace, s.metric, s.search, s.stat), ...axis }];
+      const opts = { label: s.label, stat: s.stat, ...axis };
+      if (s.namespace === 'AWS/Lambda') return ['AWS/Lambda', s.metric, 'FunctionName', 'FUNCTION', opts];
+      return [namespace, s.metric, opts];
+    });
+    return { title: widget.title, width: 8, alarms: undefined, metrics };
+  });
+}
+
+function renderedWidgets(body: Json): Json[] {
+  return body.widgets.map((w: Json) => ({
+    title: w.properties.title,
+    width: w.width,
+    alarms: w.properties.annotations?.alarms,
+    metrics: w.properties.metrics,
+  }));
+}
+
+/** Every `tagbeez_*` metric name in a text. */
+function metricNamesIn(text: string): Set<string> {
+  return new Set([...text.matchAll(/\btagbeez_[a-z0-9_]+/g)].map((m) => m[0]));
+}
+
+/** template.yaml's Dashboard body with its Fn::Sub references replaced by dashboardBody's markers. */
+function samDashboardBody(text: string, namespace: string): Json {
+  const lines = text.split(/\r?\n/);
+  const start = lines.findIndex((line) => /^ {6}DashboardBody: !Sub \|\s*$/.test(line));
+  if (start < 0) return undefined;
+  const body: string[] = [];
+  for (let i = start + 1; i < lines.length && (lines[i].startsWith('        ') || lines[i].trim() === ''); i++) {
+    body.push(lines[i]);
+  }
+  const substituted = body.join('\n').replace(/\$\{([^}]+)\}/g, (_, name: string) => {
+    if (name === 'MetricsNamespace') return namespace;
+    if (name === 'AWS::Region') return 'REGION';
+    if (name === 'TagbeezFunction') return 'FUNCTION';
+    const alarm = /^(\w+)Alarm\.Arn$/.exec(name);
+    if (alarm) return `ALARM:${alarm[1]}`;
+    throw new Error(`unexpected \${${name}} in template.yaml's DashboardBody`);
+  });
+  return JSON.parse(substituted);
+}
+
+describe('dashboard', () => {
+  it('is named <stack name>-<region> (dashboard names are per account)', () => {
+    defaults.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    const dashboard = onlyResource(defaults.template, 'AWS::CloudWatch::Dashboard');
+    assert.deepEqual(dashboard.resource.Properties.DashboardName, {
+      'Fn::Join': ['', ['TagbeezTest-', { Ref: 'AWS::Region' }]],
+    });
+    const custom = onlyResource(customized.template, 'AWS::CloudWatch::Dashboard');
+    assert.deepEqual(custom.resource.Properties.DashboardName, {
+      'Fn::Join': ['', ['shop-tagbeez-', { Ref: 'AWS::Region' }]],
+    });
+  });
+
+  it('has the widgets of TAGBEEZ_DASHBOARD, in order: the four alarms, then the graphs', () => {
+    const body = dashboardBody(defaults.template);
+    assert.deepEqual(renderedWidgets(body), expectedWidgets('tagbeez'));
+    assert.deepEqual(
+      TAGBEEZ_DASHBOARD.filter((w) => w.alarm).map((w) => w.alarm),
+      TAGBEEZ_ALARMS.map((a) => a.id),
+    );
+    for (const widget of body.widgets) {
+      assert.equal(widget.properties.region, 'REGION');
+      assert.equal(widget.height, 6);
+    }
+  });
+
+  it('shows every metric of the contract, and no other tagbeez_* name', () => {
+    assert.equal(new Set(TAGBEEZ_METRICS).size, 15);
+    const text = JSON.stringify(dashboardBody(defaults.template));
+    assert.deepEqual(sorted([...metricNamesIn(text)]), sorted(TAGBEEZ_METRICS));
+  });
+
+  it('draws dimensioned metrics with SEARCH over their exact dimensions, in the namespace prop', () => {
+    assert.equal(
+      tagbeezSearchExpression('tagbeez', 'tagbeez_inference_ms', ['model_version', 'route'], 'Average'),
+      'SEARCH(\'{"tagbeez","model_version","route"} MetricName="tagbeez_inference_ms"\', \'Average\', 300)',
+    );
+    assert.deepEqual(renderedWidgets(dashboardBody(customized.template)), expectedWidgets('shop/tagbeez'));
+    for (const widget of TAGBEEZ_DASHBOARD) {
+      for (const series of widget.series ?? []) {
+        const rollup = (TAGBEEZ_ROLLUP_METRICS as readonly string[]).includes(series.metric);
+        if (series.namespace === undefined && !rollup) {
+          assert.ok(series.search, `${series.metric} has dimensions only: it needs a SEARCH`);
+        }
+      }
+    }
+  });
+
+  const root = repoRoot();
+  const template = root && path.join(root, 'template.yaml');
+  it(
+    'is laid out exactly as the SAM template\'s Dashboard (../template.yaml)',
+    { skip: template && fs.existsSync(template) ? false : 'no template.yaml at the repository root yet' },
+    () => {
+      const sam = samDashboardBody(fs.readFileSync(template!, 'utf8'), 'tagbeez');
+      assert.ok(sam, 'no "DashboardBody: !Sub |" block in template.yaml');
+      const cdk = dashboardBody(defaults.template);
+      const layout = (body: Json) =>
+        body.widgets.map((w: Json) => ({
+          type: w.type,
+          x: w.x,
+          y: w.y,
+          width: w.width,
+          height: w.height,
+          title: w.properties.title,
+          view: w.properties.view,
+          region: w.properties.region,
+          period: w.properties.period,
+          alarms: w.properties.annotations?.alarms,
+          metrics: w.properties.metrics,
+        }));
+      assert.deepEqual(layout(cdk), layout(sam));
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
 // The stack's outputs
 
 describe('stack', () => {
-  it('outputs the API URL, function ARN and name, and table name', () => {
+  it('outputs the API URL, function ARN and name, the table names and the dashboard name', () => {
     const fn = onlyResource(defaults.template, 'AWS::Lambda::Function');
-    const table = onlyResource(defaults.template, 'AWS::DynamoDB::Table');
+    const table = conversationTable(defaults.template);
+    const feedback = feedbackTable(defaults.template);
+    const dashboard = onlyResource(defaults.template, 'AWS::CloudWatch::Dashboard');
     const api = onlyResource(defaults.template, 'AWS::ApiGatewayV2::Api');
     defaults.template.hasOutput('FunctionArn', { Value: { 'Fn::GetAtt': [fn.id, 'Arn'] } });
     defaults.template.hasOutput('FunctionName', { Value: { Ref: fn.id } });
     defaults.template.hasOutput('TableName', { Value: { Ref: table.id } });
+    defaults.template.hasOutput('FeedbackTableName', { Value: { Ref: feedback.id } });
+    defaults.template.hasOutput('DashboardName', { Value: { Ref: dashboard.id } });
     defaults.template.hasOutput('ApiUrl', {
       Value: { 'Fn::Join': ['', Match.arrayWith(['https://', { Ref: api.id }])] },
     });

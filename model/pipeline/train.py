@@ -3,10 +3,10 @@
 Usage: python -m pipeline.train [--base FOLDER] [--out work/trained]
 
 Trains on the machine-written training split plus the real training part (`work/real/`, made by
-`python -m pipeline.real`). Early stopping and per-tag thresholds use both validation sets,
-weighted REAL_WEIGHT : 1 - REAL_WEIGHT (see `objective`). Then a temperature per tag is fitted
-on real validation and folded into the head, so the exported logits give calibrated
-probabilities and the thresholds are on that scale.
+`python -m pipeline.real`), plus, with `--feedback`, the checked feedback rows. Early stopping
+and per-tag thresholds use both validation sets, weighted REAL_WEIGHT : 1 - REAL_WEIGHT (see
+`objective`). Then a temperature per tag is fitted on real validation and folded into the head,
+so the exported logits give calibrated probabilities and the thresholds are on that scale.
 Writes `state.pt` (weights), `training.json` (config, history, thresholds, temperatures) and
 the base's `tokenizer.json` with its stored padding removed.
 """
@@ -177,16 +177,21 @@ def fold_temperatures(model: Tagger, temperatures: np.ndarray) -> None:
         model.head.bias.div_(t)
 
 
-def load_rows(machine_only: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_rows(machine_only: bool = False, feedback: Path | None = None) -> tuple[list[dict], list[dict], list[dict]]:
     """(train, machine validation, real validation). Without `work/real/` (no pool), or with
-    `machine_only`, the machine-written data alone, as before real labels existed."""
+    `machine_only`, the machine-written data alone, as before real labels existed. `feedback`:
+    the feedback training rows that `pipeline.feedback` checked (`work/feedback/train.jsonl`),
+    added to training only: early stopping and thresholds stay on the fixed validation sets."""
     machine_val = ds.load_split("validation")
+    extra = read_rows(feedback) if feedback else []
     if machine_only or not (REAL_DIR / "train.jsonl").exists():
-        return ds.load_split("train"), machine_val, []
-    def read(name):
-        return [json.loads(line) for line in (REAL_DIR / name).read_text().splitlines() if line.strip()]
-    train_rows = read("machine_train.jsonl") + read("train.jsonl")
-    return train_rows, machine_val, read("validation.jsonl")
+        return ds.load_split("train") + extra, machine_val, []
+    train_rows = read_rows(REAL_DIR / "machine_train.jsonl") + read_rows(REAL_DIR / "train.jsonl") + extra
+    return train_rows, machine_val, read_rows(REAL_DIR / "validation.jsonl")
 
 
 def objective(f1_machine: float, f1_real: float | None) -> float:
@@ -221,7 +226,7 @@ def make_optimizer(model: Tagger, lr: float, head_lr: float, steps: int, warmup:
 def train(args) -> dict:
     seed_everything(args.seed)
     torch.set_num_threads(args.threads)
-    train_rows, val_rows, real_val = load_rows(args.machine_only)
+    train_rows, val_rows, real_val = load_rows(args.machine_only, args.feedback)
     ctx = args.context
     tok = load_tokenizer(args.base, args.max_tokens)
     model = Tagger(load_encoder(args.base), len(ds.TAGS))
@@ -306,6 +311,7 @@ def train(args) -> dict:
         "train_seconds": round(time.time() - started, 1),
         "train_messages": len(train_rows),
         "real_train_messages": sum("id" in r for r in train_rows),
+        "feedback_train_messages": sum("feedback_id" in r for r in train_rows),
         "real_validation_messages": len(real_val),
     }
     (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -326,6 +332,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--machine-only", action="store_true", help="leave the real labels out")
+    p.add_argument("--feedback", default=None,
+                   help="feedback training rows checked by `pipeline.feedback` (work/feedback/train.jsonl)")
     p.add_argument("--context", action="store_true", help="give the encoder the assistant's previous turn")
     p.add_argument("--pos-weight-power", type=float, default=0.0,
                    help="class weighting: positives weigh (neg/pos)**power (0 = none, 0.5 = sqrt)")

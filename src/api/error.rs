@@ -68,6 +68,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Overloaded(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
             }
+            ServiceError::FeedbackUnavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "feedback_unavailable",
+                message,
+            ),
             ServiceError::StoreContention(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_contention", message)
             }

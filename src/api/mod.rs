@@ -1,17 +1,17 @@
 //! HTTP adapter: the axum router shared by Lambda (`lambda_http`) and the local server. It
 //! knows requests and responses; the use cases live in `service`, tensors in `classifier`.
 
+pub mod demo;
 pub mod error;
 mod extract;
-mod openapi;
+mod observe;
+pub(crate) mod openapi;
 pub mod types;
 
-use std::time::Instant;
-
 use axum::extract::rejection::PathRejection;
-use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,8 +19,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
 use extract::JsonBody;
+pub use observe::SelectedTags;
 use types::*;
 
+use crate::config::DemoPage;
+use crate::feedback::{Feedback, FeedbackReceipt};
 use crate::service::{Health, MessageResult, Tagger};
 
 /// The routes, as `GET /` lists them.
@@ -30,14 +33,13 @@ pub const ROUTES: &[&str] = &[
     "POST /classify-conversation",
     "GET /conversation/{id}",
     "DELETE /conversation/{id}",
+    "POST /feedback",
     "GET /health",
+    "GET /metrics",
+    "GET /demo",
     "GET /",
     "GET /openapi.json",
 ];
-
-/// The selected tags of a response, for the request log line (never the message text).
-#[derive(Clone)]
-struct SelectedTags(Vec<String>);
 
 /// Build the router over a `Tagger`.
 pub fn router(tagger: Tagger) -> Router {
@@ -45,9 +47,12 @@ pub fn router(tagger: Tagger) -> Router {
         .route("/", get(service_info))
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics))
+        .route("/demo", get(demo_page))
         .route("/classify-message", post(classify_message))
         .route("/classify-batch", post(classify_batch))
         .route("/classify-conversation", post(classify_conversation))
+        .route("/feedback", post(feedback))
         .route(
             "/conversation/{id}",
             get(get_conversation).delete(clear_conversation),
@@ -55,7 +60,7 @@ pub fn router(tagger: Tagger) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(tagger)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(observe::observe))
         .layer(CatchPanicLayer::custom(panic_response))
 }
 
@@ -63,8 +68,9 @@ pub fn router(tagger: Tagger) -> Router {
     responses(
         (status = 200, description = "The message's tags.", body = MessageResult),
         (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
-            not a `MessageRequest` (`invalid_request`: a missing, unknown or mistyped field), or \
-            a message outside the schema (`empty_message`, `message_too_long`)."),
+            not a `MessageRequest` (`invalid_request`: a missing, unknown or mistyped field), \
+            a message outside the schema (`empty_message`, `message_too_long`), or a bad \
+            threshold (`unknown_tag`, `invalid_threshold`)."),
         openapi::JsonBodyRefused,
         (status = 503, body = error::ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
@@ -75,7 +81,8 @@ async fn classify_message(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<MessageRequest>,
 ) -> Result<Response, ApiError> {
-    let result = t.classify_message(&req.message).await?;
+    let options = options(req.explain, req.thresholds);
+    let result = t.classify_message_with(&req.message, &options).await?;
     let tags = result.selected.clone();
     Ok(with_tags(&tags, Json(result)))
 }
@@ -86,8 +93,9 @@ async fn classify_message(
             body = BatchResponse),
         (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
             not a `BatchRequest` (`invalid_request`), no or too many messages (`empty_batch`, \
-            `batch_too_large`), or a message outside the schema (`empty_message`, \
-            `message_too_long`, naming `messages[i]`)."),
+            `batch_too_large`), a message outside the schema (`empty_message`, \
+            `message_too_long`, naming `messages[i]`), or a bad threshold (`unknown_tag`, \
+            `invalid_threshold`)."),
         openapi::JsonBodyRefused,
         (status = 503, body = error::ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
@@ -98,8 +106,9 @@ async fn classify_batch(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let results = t.classify_batch(&req.messages).await?;
-    Ok(Json(BatchResponse { results }))
+    let options = options(req.explain, req.thresholds);
+    let results = t.classify_batch_with(&req.messages, &options).await?;
+    Ok(Json(BatchResponse::new(results)))
 }
 
 #[utoipa::path(post, tag = "tagbeez", path = "/classify-conversation", request_body = ConversationRequest,
@@ -117,7 +126,7 @@ async fn classify_batch(
         (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
             not a `ConversationRequest` (`invalid_request`), or a value outside the schema \
             (`invalid_conversation_id`, `invalid_message_id`, `empty_message`, \
-            `message_too_long`)."),
+            `message_too_long`, `unknown_tag`, `invalid_threshold`)."),
         openapi::JsonBodyRefused,
         (status = 503, body = error::ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
@@ -130,11 +139,13 @@ async fn classify_conversation(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<ConversationRequest>,
 ) -> Result<Response, ApiError> {
+    let options = options(req.explain, req.thresholds);
     let outcome = t
-        .classify_conversation(
+        .classify_conversation_with(
             &req.conversation_id,
             &req.message,
             req.message_id.as_deref(),
+            &options,
         )
         .await?;
     let body = ConversationResponse::new(&req.conversation_id, req.message_id, outcome);
@@ -164,11 +175,13 @@ async fn get_conversation(
 #[utoipa::path(delete, tag = "tagbeez", path = "/conversation/{id}",
     params(("id" = openapi::Id, Path, description = "The conversation's id.")),
     responses(
-        (status = 200, description = "The conversation is forgotten.", body = Cleared,
+        (status = 200, description = "The conversation is forgotten (`cleared: true`), or there \
+            was none to forget (`cleared: false`: a 200, as the reference service answers, so \
+            that clearing is idempotent).", body = Cleared,
             links(("GetConversation" = (operation_id = "get_conversation",
                 parameters(("id" = "$response.body#/conversation_id")),
-                description = "The conversation, now gone (404).")))),
-        openapi::ConversationIdErrors,
+                description = "The conversation, now gone (a 404).")))),
+        openapi::ClearErrors,
         openapi::Internal,
     ))]
 async fn clear_conversation(
@@ -176,11 +189,75 @@ async fn clear_conversation(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Cleared>, ApiError> {
     let id = path_id(id)?;
-    t.clear_conversation(&id).await?;
-    Ok(Json(Cleared {
-        conversation_id: id,
-        cleared: true,
-    }))
+    let cleared = t.clear_conversation(&id).await?;
+    Ok(Json(Cleared::new(id, cleared)))
+}
+
+#[utoipa::path(post, tag = "tagbeez", path = "/feedback", request_body = Feedback,
+    responses(
+        (status = 201, description = "The correction is stored, to retrain on.",
+            body = FeedbackReceipt),
+        (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
+            not a `Feedback` (`invalid_request`), a tag the model does not have (`unknown_tag`, \
+            listing the ones it has), a tag named twice (`repeated_tag`), or a value outside \
+            the schema (`empty_message`, `message_too_long`, `invalid_conversation_id`, \
+            `invalid_message_id`, `invalid_source`)."),
+        openapi::JsonBodyRefused,
+        (status = 503, body = error::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+            description = "The feedback store is unavailable (`feedback_unavailable`)."),
+        openapi::Internal,
+    ))]
+async fn feedback(
+    State(t): State<Tagger>,
+    JsonBody(req): JsonBody<Feedback>,
+) -> Result<(StatusCode, Json<FeedbackReceipt>), ApiError> {
+    Ok((StatusCode::CREATED, Json(t.feedback(req).await?)))
+}
+
+#[utoipa::path(get, tag = "tagbeez", path = "/metrics",
+    responses(
+        (status = 200, description = "The metrics in Prometheus text format (the local \
+            server's default, `METRICS=prometheus`).", body = String, content_type = "text/plain"),
+        (status = 404, body = error::ErrorBody, description = "Metrics do not go to Prometheus \
+            here (`metrics_not_served`: `METRICS` is `emf` or `off`)."),
+        openapi::Internal,
+    ))]
+async fn metrics() -> Result<Response, ApiError> {
+    let page = crate::telemetry::render_prometheus().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics_not_served",
+            "metrics are not served here: METRICS is emf (CloudWatch) or off",
+        )
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        page,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, tag = "tagbeez", path = "/demo",
+    responses(
+        (status = 200, description = "A page to try the service in a browser.", body = String,
+            content_type = "text/html"),
+        (status = 404, body = error::ErrorBody, description = "The page is off \
+            (`demo_off`: `DEMO_PAGE=off`, the default in Lambda)."),
+        openapi::Internal,
+    ))]
+async fn demo_page(State(t): State<Tagger>) -> Result<Response, ApiError> {
+    if t.config().demo_page == DemoPage::Off {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "demo_off",
+            "the demo page is off here; set DEMO_PAGE=on to serve it",
+        ));
+    }
+    Ok(demo::page().await)
 }
 
 /// The `{id}` path segment. axum's own rejection (e.g. `%FF`, not UTF-8 once percent-decoded)
@@ -200,7 +277,7 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> 
 
 #[utoipa::path(get, tag = "tagbeez", path = "/health",
     responses(
-        (status = 200, description = "The service can serve (`status: ok`).", body = Health),
+        (status = 200, description = "The service can serve (`status: healthy`).", body = Health),
         (status = 503, body = Health, description = "The conversation store is unreachable \
             (`status: degraded`): conversations fail, single messages work."),
         openapi::Internal,
@@ -230,7 +307,21 @@ async fn service_info(State(t): State<Tagger>) -> Json<ServiceInfo> {
         tags: labels.tags.clone(),
         thresholds: labels.thresholds_by_tag(),
         routes: ROUTES.iter().map(|r| r.to_string()).collect(),
+        endpoints: endpoints(),
+        model_loaded: true,
     })
+}
+
+/// The paths of `ROUTES`, each once, in order (the reference service's `endpoints`).
+fn endpoints() -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for route in ROUTES {
+        let path = route.split_once(' ').map_or(*route, |(_, p)| p);
+        if !paths.iter().any(|p| p == path) {
+            paths.push(path.to_owned());
+        }
+    }
+    paths
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -253,30 +344,6 @@ fn with_tags(selected: &[crate::conversation::TagScore], body: impl IntoResponse
     let mut response = body.into_response();
     let tags = selected.iter().map(|s| s.tag.clone()).collect();
     response.extensions_mut().insert(SelectedTags(tags));
-    response
-}
-
-/// One JSON log line per request: route, status, latency, selected tags. Never the text.
-async fn log_request(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(req).await;
-    let tags = response
-        .extensions()
-        .get::<SelectedTags>()
-        .map(|t| t.0.join(","));
-    tracing::info!(
-        method = %method,
-        route = %route,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1e3,
-        selected = tags.as_deref().unwrap_or(""),
-        "request"
-    );
     response
 }
 

@@ -36,10 +36,13 @@ use crate::service::{Tagger, ID_PATTERN};
         super::classify_conversation,
         super::get_conversation,
         super::clear_conversation,
+        super::feedback,
         super::health,
+        super::metrics,
+        super::demo_page,
         super::service_info,
     ),
-    components(schemas(ErrorBody, Message, Messages, Id))
+    components(schemas(ErrorBody, Message, Messages, Id, Tag, Tags, Thresholds, Source))
 )]
 pub struct ApiDoc;
 
@@ -50,8 +53,9 @@ static BASE: LazyLock<Value> = LazyLock::new(|| {
     doc
 });
 
-/// The document as this server is configured: `Message.maxLength` is `MAX_MESSAGE_CHARS`.
-pub fn document_for(config: &Config) -> Value {
+/// The document as this server is configured: `Message.maxLength` is `MAX_MESSAGE_CHARS`,
+/// and a `Tag` is one of the model's tags (from its label file, never from code).
+pub fn document_for(config: &Config, tags: &[String]) -> Value {
     let mut doc = BASE.clone();
     if let Some(message) = doc
         .pointer_mut("/components/schemas/Message")
@@ -59,11 +63,29 @@ pub fn document_for(config: &Config) -> Value {
     {
         message.insert("maxLength".into(), config.max_message_chars.into());
     }
+    if let Some(tag) = doc
+        .pointer_mut("/components/schemas/Tag")
+        .and_then(Value::as_object_mut)
+    {
+        tag.insert("enum".into(), tags.into());
+    }
+    if let Some(names) = doc
+        .pointer_mut("/components/schemas/Thresholds/propertyNames")
+        .and_then(Value::as_object_mut)
+    {
+        names.insert("enum".into(), tags.into());
+    }
+    if let Some(tags_schema) = doc
+        .pointer_mut("/components/schemas/Tags")
+        .and_then(Value::as_object_mut)
+    {
+        tags_schema.insert("maxItems".into(), tags.len().into());
+    }
     doc
 }
 
 pub async fn document(State(t): State<Tagger>) -> Json<Value> {
-    Json(document_for(t.config()))
+    Json(document_for(t.config(), &t.classifier().labels().tags))
 }
 
 /// utoipa 5.5 serializes a Link Object's fields in snake case (`operation_id`), which no
@@ -192,6 +214,102 @@ impl ToSchema for Id {
     }
 }
 
+/// One of the model's tags (`Tag`; its `enum` is written in when the document is served).
+pub struct Tag;
+
+impl PartialSchema for Tag {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A tag of the serving model (`GET /` lists them); another is refused with \
+                 `unknown_tag`, whose message lists the known ones.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Tag {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Tag")
+    }
+}
+
+/// A set of tags (`Tags`): each a `Tag`, none twice.
+pub struct Tags;
+
+impl PartialSchema for Tags {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name(Tag::name()))
+            .unique_items(true)
+            .description(Some(
+                "Tags of the model, none twice (`repeated_tag`); empty when no tag applies.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Tags {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Tags")
+    }
+}
+
+/// Per-call thresholds (`Thresholds`): tag -> probability.
+pub struct Thresholds;
+
+impl PartialSchema for Thresholds {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            // Its `enum` (the model's tags) is written in when the document is served.
+            .property_names(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .additional_properties(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0.0))
+                    .maximum(Some(1.0)),
+            ))
+            .description(Some(
+                "Thresholds for this call: a tag of the model (else `unknown_tag`) to a \
+                 probability in [0, 1] (else `invalid_threshold`). Tags not named keep the \
+                 model's threshold.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Thresholds {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Thresholds")
+    }
+}
+
+/// Who sent a correction (`Source`).
+pub struct Source;
+
+impl PartialSchema for Source {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::feedback::MAX_SOURCE_CHARS))
+            .pattern(Some("^[A-Za-z0-9_.:@-]{1,64}$"))
+            .description(Some(
+                "Who sent the correction, e.g. `agent` or `demo` (else `invalid_source`).",
+            ))
+            .examples(["agent"])
+            .into()
+    }
+}
+
+impl ToSchema for Source {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Source")
+    }
+}
+
 /// A JSON error response (`ErrorBody`).
 fn error_response(description: impl Into<String>) -> RefOr<Response> {
     ResponseBuilder::new()
@@ -242,8 +360,19 @@ impl IntoResponses for Internal {
     }
 }
 
-/// 400, 404 and 503: what the routes on `/conversation/{id}` refuse.
+/// 400, 404 and 503: what `GET /conversation/{id}` refuses.
 pub struct ConversationIdErrors;
+
+/// 400 and 503: what `DELETE /conversation/{id}` refuses (clearing an absent one is a 200).
+pub struct ClearErrors;
+
+impl IntoResponses for ClearErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = ConversationIdErrors::responses();
+        responses.remove("404");
+        responses
+    }
+}
 
 impl IntoResponses for ConversationIdErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {

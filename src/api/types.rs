@@ -1,17 +1,29 @@
 //! Request and response bodies of the routes (the reference service's field names, plus new
 //! fields; none renamed).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::conversation::{Conversation, Entry, TagScore};
-use crate::service::{ConversationOutcome, MessageResult};
+use crate::service::{ConversationOutcome, MessageResult, Options};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
     #[schema(value_type = super::openapi::Message)]
     pub message: String,
+    /// Add, per selected tag, the words that raised its probability most (occlusion: one
+    /// more padded batch, of the message with each of its first `EXPLAIN_MAX_WORDS` words
+    /// removed).
+    #[serde(default)]
+    pub explain: bool,
+    /// This call's thresholds for some or all tags (tag -> probability in [0, 1]); the others
+    /// keep the model's. Echoed, all of them, in the result's `thresholds`.
+    #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Thresholds>)]
+    pub thresholds: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -19,12 +31,40 @@ pub struct MessageRequest {
 pub struct BatchRequest {
     #[schema(value_type = super::openapi::Messages)]
     pub messages: Vec<String>,
+    /// As on `/classify-message`; only the first `MAX_EXPLAINED_BATCH` (8) messages are
+    /// explained (each costs one more padded batch), and `explained` says how many were.
+    #[serde(default)]
+    pub explain: bool,
+    #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Thresholds>)]
+    pub thresholds: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     /// One result per message, in input order.
     pub results: Vec<MessageResult>,
+    /// With `explain: true`: how many results (the first ones) carry an explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained: Option<usize>,
+}
+
+impl BatchResponse {
+    pub fn new(results: Vec<MessageResult>) -> Self {
+        let explained = results
+            .iter()
+            .any(|r| r.explanation.is_some())
+            .then(|| results.iter().filter(|r| r.explanation.is_some()).count());
+        Self { results, explained }
+    }
+}
+
+/// The options of a request's `explain` and `thresholds` fields.
+pub fn options(explain: bool, thresholds: Option<BTreeMap<String, f64>>) -> Options {
+    Options {
+        explain,
+        thresholds,
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,6 +81,13 @@ pub struct ConversationRequest {
     #[serde(default)]
     #[schema(value_type = Option<super::openapi::Id>)]
     pub message_id: Option<String>,
+    /// As on `/classify-message`.
+    #[serde(default)]
+    pub explain: bool,
+    /// As on `/classify-message`; they also decide this step's conversation tag.
+    #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Thresholds>)]
+    pub thresholds: Option<BTreeMap<String, f64>>,
 }
 
 /// A recent message as evidence for the conversation tag.
@@ -143,7 +190,22 @@ impl ConversationView {
 pub struct Cleared {
     #[schema(value_type = super::openapi::Id)]
     pub conversation_id: String,
+    /// False when there was no live conversation to clear (still a 200, as in the
+    /// reference service).
     pub cleared: bool,
+    /// The reference service's answer: "Conversation <id> cleared" or "... not found".
+    pub message: String,
+}
+
+impl Cleared {
+    pub fn new(conversation_id: String, cleared: bool) -> Self {
+        let what = if cleared { "cleared" } else { "not found" };
+        Self {
+            message: format!("Conversation {conversation_id} {what}"),
+            conversation_id,
+            cleared,
+        }
+    }
 }
 
 /// `GET /`: what this service is and serves.
@@ -154,6 +216,11 @@ pub struct ServiceInfo {
     pub model_version: String,
     pub base_encoder: String,
     pub tags: Vec<String>,
-    pub thresholds: std::collections::BTreeMap<String, f32>,
+    pub thresholds: BTreeMap<String, f32>,
+    /// Method and path of every route.
     pub routes: Vec<String>,
+    /// The reference service's list: the paths, without methods.
+    pub endpoints: Vec<String>,
+    /// The reference service's field: always true (the model is embedded).
+    pub model_loaded: bool,
 }

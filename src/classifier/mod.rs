@@ -5,11 +5,15 @@ pub mod embedded;
 mod engine;
 mod error;
 mod labels;
+mod occlude;
 mod tokenize;
+
+use std::time::{Duration, Instant};
 
 pub use engine::{Engine, TokenBatch};
 pub use error::ClassifierError;
 pub use labels::{LabelFile, Labels};
+pub use occlude::{words, Occlusion, WordSpan};
 pub use tokenize::{EncodedBatch, TextEncoder};
 
 /// The model files a classifier is built from.
@@ -31,6 +35,13 @@ pub struct Prediction {
     pub truncated: bool,
     /// Tokens the model saw, special tokens included.
     pub tokens: usize,
+}
+
+/// Where one batch's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Split {
+    pub tokenize: Duration,
+    pub inference: Duration,
 }
 
 /// A loaded model: build once, share read-only (it is `Send + Sync`).
@@ -59,15 +70,31 @@ impl Classifier {
 
     /// Classify messages in one padded batch. Results are in input order.
     pub fn classify_batch(&self, messages: &[&str]) -> Result<Vec<Prediction>, ClassifierError> {
+        self.classify_batch_timed(messages)
+            .map(|(predictions, _)| predictions)
+    }
+
+    /// As `classify_batch`, with the time spent tokenizing and in the model (for metrics and
+    /// the `Server-Timing` header).
+    pub fn classify_batch_timed(
+        &self,
+        messages: &[&str],
+    ) -> Result<(Vec<Prediction>, Split), ClassifierError> {
+        let started = Instant::now();
         let encoded = self.encoder.encode_batch(messages)?;
+        let tokenize = started.elapsed();
         let (logits, width) = self.engine.run(&encoded.tokens)?;
+        let split = Split {
+            tokenize,
+            inference: started.elapsed() - tokenize,
+        };
         if width != self.labels.tags.len() {
             return Err(ClassifierError::Labels(format!(
                 "the model has {width} outputs but the label file names {} tags",
                 self.labels.tags.len()
             )));
         }
-        Ok(logits
+        let predictions = logits
             .chunks(width)
             .zip(encoded.truncated.iter().zip(&encoded.lengths))
             .map(|(row, (&truncated, &tokens))| Prediction {
@@ -75,13 +102,20 @@ impl Classifier {
                 truncated,
                 tokens,
             })
-            .collect())
+            .collect();
+        Ok((predictions, split))
     }
 
     /// Indices of the tags at or above their threshold, most confident first.
     pub fn selected(&self, prediction: &Prediction) -> Vec<usize> {
+        self.selected_with(prediction, &self.labels.thresholds)
+    }
+
+    /// As `selected`, against other per-tag thresholds (in the label file's tag order): a
+    /// caller's own for one call.
+    pub fn selected_with(&self, prediction: &Prediction, thresholds: &[f32]) -> Vec<usize> {
         let mut picked: Vec<usize> = (0..self.labels.tags.len())
-            .filter(|&i| prediction.probabilities[i] >= self.labels.thresholds[i])
+            .filter(|&i| prediction.probabilities[i] >= thresholds[i])
             .collect();
         picked
             .sort_by(|&a, &b| prediction.probabilities[b].total_cmp(&prediction.probabilities[a]));

@@ -46,6 +46,16 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub async fn connect(settings: &DynamoSettings) -> Self {
+        Self {
+            client: client(settings).await,
+            table: settings.table.clone(),
+        }
+    }
+}
+
+/// A DynamoDB client with the settings' endpoint and timeouts (shared by both tables' stores).
+pub(super) async fn client(settings: &DynamoSettings) -> Client {
+    {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -67,10 +77,7 @@ impl DynamoStore {
                 loader = loader.region(aws_config::Region::new("us-east-1"));
             }
         }
-        Self {
-            client: Client::new(&loader.load().await),
-            table: settings.table.clone(),
-        }
+        Client::new(&loader.load().await)
     }
 }
 
@@ -149,7 +156,7 @@ impl ConversationStore for DynamoStore {
     }
 }
 
-fn number(n: u64) -> AttributeValue {
+pub(super) fn number(n: u64) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
@@ -213,7 +220,7 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool 
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+pub(super) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> StoreError {
     // `{:#}`-style chains: the SDK's top-level message ("dispatch failure") alone says little.

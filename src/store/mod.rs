@@ -1,13 +1,16 @@
 //! Where conversation windows live. The service sees only this trait: the in-memory store
-//! serves local runs and tests, DynamoDB (issue 4) serves Lambda.
+//! serves local runs and tests, DynamoDB (issue 4) serves Lambda. Feedback (`feedback`) has
+//! its own trait and table: append-only, with the message text.
 
 mod dynamo;
+mod feedback;
 mod memory;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use dynamo::{DynamoSettings, DynamoStore};
+pub use feedback::{DynamoFeedback, FeedbackStore, MemoryFeedback, Page};
 pub use memory::MemoryStore;
 
 use crate::conversation::Conversation;

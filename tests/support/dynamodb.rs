@@ -253,20 +253,25 @@ pub async fn raw_item(
 
 /// CreateTable + UpdateTimeToLive, as template.yaml declares the table.
 pub async fn create_table(client: &Client, name: &str) {
+    create_keyed_table(client, name, "conversation_id").await;
+}
+
+/// As `create_table`, with partition key `key` (the feedback table's is `feedback_id`).
+pub async fn create_keyed_table(client: &Client, name: &str, key: &str) {
     let created = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("conversation_id")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .unwrap(),
         )
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("conversation_id")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()
                 .unwrap(),

@@ -1,0 +1,965 @@
+//! The demo page (`GET /demo`) in a real browser: Debian's headless Chromium, driven over the
+//! W3C WebDriver protocol by Debian's chromedriver, against the real router and the embedded
+//! model on a loopback port in this process. The test types three messages as a person would,
+//! then reads the conversation back from the API (`GET /conversation/{id}`) and checks that
+//! the page shows what the API holds: each message's tags and confidences, its explanation
+//! words, the conversation tag after each message and the switch. It sends a correction and
+//! checks the page shows its `feedback_id`, shows an API error plainly, starts a new
+//! conversation, and saves a screenshot in `target/demo/demo.png`.
+//!
+//! Chromium and chromedriver must be installed (`scripts/install-browser.sh`; CI runs it): the
+//! test fails without them rather than skipping, since a skipped browser test cannot fail.
+//! `DEMO_SCREENSHOT_DOCS=1` also copies the screenshot to `docs/demo.png`, the README's.
+//!
+//! The WebDriver client is the few lines of HTTP/1.1 below (std only): chromedriver and the
+//! service both listen on loopback, and every command is one JSON request.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tagbeez::feedback::FeedbackRecord;
+use tagbeez::service::Tagger;
+use tagbeez::store::{FeedbackStore, MemoryFeedback, MemoryStore};
+
+#[path = "support/router.rs"]
+mod router;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A browsing message, then two urgent buying ones: the conversation tag switches (at the
+/// second or the third, as the window mean says; the test reads which from the API).
+const MESSAGES: [&str; 3] = [
+    "Just browsing for now, showing my sister some of your summer dresses",
+    "OK I want the red one, add it to my cart and send me the checkout link now",
+    // The emoji is one Unicode scalar value but two UTF-16 code units: the highlighted words
+    // after it are where the API's offsets say only if the page counts as the API does.
+    "Please hurry 🙏 I need to pay today so it ships before Friday",
+];
+
+/// The tags the correction of the first message gives it (the model says only
+/// `Window-shopper`).
+const CORRECTION: [&str; 2] = ["Window-shopper", "Wishlist-user"];
+
+/// The longest message this test's service accepts: one past it shows an API error.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// How long any one thing the page does may take (a classification with explanations is well
+/// under a second here; a cold Chromium start a few).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_demo_page_shows_what_the_api_returns() {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} missing: the browser test needs Debian's chromium and chromium-driver; \
+         run scripts/install-browser.sh"
+    );
+    let out_dir = demo_dir();
+    std::fs::create_dir_all(&out_dir).expect("create target/demo");
+
+    let server = Server::start(&[
+        ("DEMO_PAGE", "on"),
+        ("WINDOW_SIZE", "3"),
+        ("MAX_MESSAGE_CHARS", &MAX_MESSAGE_CHARS.to_string()),
+    ]);
+    let base = format!("http://{}", server.addr);
+
+    // The route itself: HTML with a policy that allows nothing from elsewhere.
+    let (status, headers, html) =
+        http(server.addr, "GET", "/demo", None).expect("GET /demo answers");
+    assert_eq!(status, 200, "GET /demo: {html}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = header(&headers, "content-security-policy").expect("a CSP header");
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert!(html.contains("data-testid=\"message-input\""));
+
+    let browser = Browser::start(&out_dir);
+    browser.navigate(&format!("{base}/demo"));
+    browser.wait("the page to load the service's tags", || {
+        (browser.script("return document.body.dataset.ready === 'true'", json!([])) == true)
+            .then_some(())
+    });
+    let info = api_json(server.addr, "GET", "/", None);
+    let shown_version = browser.text(&browser.one("[data-testid=model-version]"));
+    assert_eq!(shown_version, info["model_version"].as_str().unwrap());
+    let conversation_id = browser.text(&browser.one("[data-testid=conversation-id]"));
+    assert!(
+        conversation_id.starts_with("demo-") && conversation_id.len() <= 128,
+        "{conversation_id}"
+    );
+
+    // Type the three messages.
+    let input = browser.one("[data-testid=message-input]");
+    let send = browser.one("[data-testid=send-button]");
+    for (n, message) in MESSAGES.iter().enumerate() {
+        browser.type_into(&input, message);
+        browser.click(&send);
+        wait_for_messages(&browser, n + 1);
+    }
+    assert_no_console_errors(&browser);
+
+    // What the API holds for this conversation, and what the page shows.
+    let view = api_json(
+        server.addr,
+        "GET",
+        &format!("/conversation/{conversation_id}"),
+        None,
+    );
+    let window = view["window"].as_array().expect("a window").clone();
+    assert_eq!(window.len(), MESSAGES.len(), "{view}");
+    let cards = page_messages(&browser);
+    let steps = page_timeline(&browser);
+    assert_eq!(cards.len(), MESSAGES.len());
+    assert_eq!(steps.len(), MESSAGES.len());
+    let labels = router::CLASSIFIER.labels();
+    let tag_name = |v: &Value| v["tag"].as_str().unwrap_or("").to_owned();
+    let mut switches = 0;
+    for (i, (entry, card)) in window.iter().zip(&cards).enumerate() {
+        let what = format!("message {} ({:?})", i + 1, MESSAGES[i]);
+        assert_eq!(card["text"], MESSAGES[i], "{what}: the text shown");
+        assert_eq!(
+            card["message_id"], entry["message_id"],
+            "{what}: the page sends a message_id"
+        );
+        // The tags: every tag's confidence, the selected ones (the message's `top`) marked.
+        let rows = card["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), labels.tags.len(), "{what}: one bar per tag");
+        let probabilities = entry["probabilities"].as_array().unwrap();
+        for row in rows {
+            let tag = row["tag"].as_str().unwrap();
+            let k = labels.tags.iter().position(|t| t == tag).unwrap();
+            let want = probabilities[k].as_f64().unwrap();
+            let shown = row["confidence"].as_f64().unwrap();
+            assert!(
+                (want - shown).abs() < 1e-6,
+                "{what}: {tag} {shown} vs {want}"
+            );
+            let threshold = f64::from(router::threshold_of(tag));
+            assert!(
+                (row["threshold"].as_f64().unwrap() - threshold).abs() < 1e-6,
+                "{what}: {tag}'s threshold mark"
+            );
+            let percent = format!("{:.1}%", shown * 100.0);
+            assert!(
+                row["text"].as_str().unwrap().contains(&percent),
+                "{what}: {tag} shows {percent}: {row}"
+            );
+        }
+        let selected: Vec<String> = rows
+            .iter()
+            .filter(|r| r["selected"] == true)
+            .map(|r| r["tag"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            selected,
+            router::tags(&entry["top"]),
+            "{what}: the selected tags"
+        );
+        for row in rows {
+            let bold = row["weight"].as_str().unwrap().parse::<u32>().unwrap() >= 600;
+            assert_eq!(
+                bold,
+                row["selected"] == true,
+                "{what}: selected is bold: {row}"
+            );
+        }
+
+        // The conversation tag after this message: the next entry's `previous_tag`, or the
+        // conversation's tag after the last one.
+        let after = match window.get(i + 1) {
+            Some(next) => tag_name(&next["previous_tag"]),
+            None => tag_name(&view["conversation_tag"]),
+        };
+        let switched = entry["switched"] == true;
+        let previous = tag_name(&entry["previous_tag"]);
+        switches += usize::from(switched);
+        assert_eq!(card["conversation_tag"], after.as_str(), "{what}");
+        let shown_tag = if after.is_empty() { "none" } else { &after };
+        assert_eq!(card["shown_tag"], shown_tag, "{what}: the tag shown");
+        assert_eq!(card["switched"], switched, "{what}: switched");
+        assert_eq!(card["previous_tag"], previous.as_str(), "{what}");
+        if switched {
+            assert_eq!(
+                card["switch_text"],
+                format!("⇄ switched from {previous}"),
+                "{what}: the switch is shown"
+            );
+        } else {
+            assert_eq!(card["switch_text"], Value::Null, "{what}: no switch shown");
+        }
+        // The timeline: the same tag and switch, one step per message.
+        let step = &steps[i];
+        assert_eq!(step["index"], i + 1);
+        assert_eq!(step["tag"], after.as_str(), "{what}: timeline");
+        assert_eq!(step["switched"], switched, "{what}: timeline");
+        let text = step["text"].as_str().unwrap();
+        assert!(
+            text.contains(shown_tag),
+            "{what}: timeline shows {shown_tag}: {text}"
+        );
+        assert_eq!(
+            text.to_lowercase().contains("switch"),
+            switched,
+            "{what}: timeline: {text}"
+        );
+        assert_eq!(step["displayed"], true, "{what}: timeline step hidden");
+
+        // The explanation: the words the API names for each selected tag, highlighted at
+        // their offsets (Unicode scalar values) with the tags they raised.
+        let explained = api_json(
+            server.addr,
+            "POST",
+            "/classify-message",
+            Some(&json!({"message": MESSAGES[i], "explain": true})),
+        );
+        assert_eq!(router::tags(&explained["selected"]), selected, "{what}");
+        let explanation = &explained["explanation"];
+        let mut want_marks: Vec<(u64, u64, String, Vec<String>)> = Vec::new();
+        for t in explanation["tags"].as_array().expect("explanation tags") {
+            for w in t["words"].as_array().unwrap() {
+                let (start, end) = (w["start"].as_u64().unwrap(), w["end"].as_u64().unwrap());
+                let tag = tag_name(t);
+                match want_marks.iter_mut().find(|m| (m.0, m.1) == (start, end)) {
+                    Some(mark) => mark.3.push(tag),
+                    None => want_marks.push((
+                        start,
+                        end,
+                        w["word"].as_str().unwrap().to_owned(),
+                        vec![tag],
+                    )),
+                }
+            }
+        }
+        want_marks.sort();
+        let shown_marks: Vec<(u64, u64, String, Vec<String>)> = card["marks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["start"].as_u64().unwrap(),
+                    m["end"].as_u64().unwrap(),
+                    m["text"].as_str().unwrap().to_owned(),
+                    m["tags"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_str().unwrap().to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(shown_marks, want_marks, "{what}: the highlighted words");
+        if !selected.is_empty() {
+            assert!(
+                !want_marks.is_empty(),
+                "{what}: nothing explained: {explanation}"
+            );
+        }
+        println!(
+            "{what}: selected {selected:?}, conversation tag {shown_tag:?}, switched {switched}, \
+             highlighted {:?}",
+            want_marks.iter().map(|m| &m.2).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        switches >= 1,
+        "the messages were chosen so that the conversation tag switches: {view}"
+    );
+
+    // A correction for the first message, sent from its form.
+    let card = &browser.all("[data-testid=message]")[0];
+    let form = browser.one_in(card, "[data-testid=feedback-form]");
+    assert!(
+        !browser.displayed(&form),
+        "the correction form starts closed"
+    );
+    browser.click(&browser.one_in(card, "[data-testid=correct-button]"));
+    assert!(browser.displayed(&form));
+    let predicted: Vec<String> = cards[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["selected"] == true)
+        .map(|r| r["tag"].as_str().unwrap().to_owned())
+        .collect();
+    for tag in CORRECTION {
+        assert!(labels.tags.iter().any(|t| t == tag), "{tag}");
+    }
+    assert_ne!(predicted, CORRECTION, "the correction corrects");
+    for b in browser.all_in(&form, "[data-testid=feedback-tag]") {
+        let tag = browser.property(&b, "value");
+        let tag = tag.as_str().unwrap();
+        let checked = browser.property(&b, "checked") == true;
+        assert_eq!(
+            checked,
+            predicted.iter().any(|p| p == tag),
+            "the form starts with the predicted tags checked: {tag}"
+        );
+        if checked != CORRECTION.contains(&tag) {
+            browser.click(&b);
+        }
+    }
+    browser.click(&browser.one_in(&form, "[data-testid=feedback-submit]"));
+    let feedback_id = browser.wait("the correction's feedback_id", || {
+        let error = browser.one_in(&form, "[data-testid=feedback-error]");
+        if browser.displayed(&error) {
+            panic!("the correction failed: {}", browser.text(&error));
+        }
+        let result = browser.one_in(&form, "[data-testid=feedback-result]");
+        let id = browser.attribute(&result, "data-feedback-id");
+        id.as_str().map(|id| (id.to_owned(), browser.text(&result)))
+    });
+    let (feedback_id, shown) = feedback_id;
+    assert!(is_uuid(&feedback_id), "{feedback_id:?}");
+    assert!(
+        shown.contains(&feedback_id) && CORRECTION.iter().all(|t| shown.contains(t)),
+        "the page shows the feedback: {shown}"
+    );
+    // What the service stored: the correction the person chose, with the model's prediction
+    // and the ids of the message it corrects.
+    let stored = server.stored_feedback();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let record = &stored[0];
+    assert_eq!(record.feedback_id, feedback_id);
+    assert_eq!(record.message, MESSAGES[0]);
+    let mut tags = record.tags.clone();
+    tags.sort();
+    let mut want = CORRECTION.map(str::to_owned).to_vec();
+    want.sort();
+    assert_eq!(tags, want);
+    assert_eq!(record.predicted.as_ref(), Some(&predicted));
+    assert_eq!(
+        record.conversation_id.as_deref(),
+        Some(conversation_id.as_str())
+    );
+    assert_eq!(
+        record.message_id.as_ref(),
+        window[0]["message_id"].as_str().map(str::to_owned).as_ref()
+    );
+    assert_eq!(record.source.as_deref(), Some("demo"));
+    println!("correction for message 1 stored as {feedback_id}: {shown}");
+    assert_no_console_errors(&browser);
+
+    // The screenshot, of the whole page.
+    let sizes = browser.script(
+        "return [document.documentElement.scrollHeight, window.innerHeight, window.outerHeight]",
+        json!([]),
+    );
+    let [page, inner, outer] = [0, 1, 2].map(|i| sizes[i].as_u64().unwrap());
+    browser.set_window(1200, (outer + page.saturating_sub(inner)).clamp(600, 6000));
+    let png = browser.screenshot();
+    let shot = out_dir.join("demo.png");
+    std::fs::write(&shot, &png).expect("write the screenshot");
+    println!("screenshot: {}", shot.display());
+    if std::env::var_os("DEMO_SCREENSHOT_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).expect("create docs/");
+        std::fs::write(docs.join("demo.png"), &png).expect("write docs/demo.png");
+        println!("screenshot copied to {}", docs.join("demo.png").display());
+    }
+
+    // An API error is shown plainly, and the message stays to be fixed.
+    let too_long = "a".repeat(MAX_MESSAGE_CHARS + 1);
+    browser.type_into(&input, &too_long);
+    browser.click(&send);
+    let error = browser.one("[data-testid=error]");
+    let text = browser.wait("the API's error on the page", || {
+        browser
+            .displayed(&error)
+            .then(|| browser.text(&error))
+            .filter(|t| !t.is_empty())
+    });
+    assert!(text.starts_with("400 message_too_long: "), "{text}");
+    assert_eq!(browser.all("[data-testid=message]").len(), MESSAGES.len());
+    assert_eq!(browser.property(&input, "value"), too_long.as_str());
+
+    // A new conversation: a new id, nothing shown, the error gone.
+    browser.click(&browser.one("[data-testid=new-conversation]"));
+    let new_id = browser.text(&browser.one("[data-testid=conversation-id]"));
+    assert!(
+        new_id.starts_with("demo-") && new_id != conversation_id,
+        "{new_id}"
+    );
+    assert!(browser.all("[data-testid=message]").is_empty());
+    assert!(browser.all("[data-testid=timeline-step]").is_empty());
+    assert!(!browser.displayed(&error));
+}
+
+/// With `DEMO_PAGE=off` there is no page, only the API's JSON 404 that says so.
+#[tokio::test]
+async fn no_demo_page_when_it_is_off() {
+    let app = router::app_with(&[("DEMO_PAGE", "off")]);
+    let reply = router::get(&app, "/demo").await;
+    router::error_of(&reply, axum::http::StatusCode::NOT_FOUND, "demo_off");
+}
+
+/// Wait until the page shows `n` messages and is no longer busy; an error it shows fails.
+fn wait_for_messages(browser: &Browser, n: usize) {
+    let error = browser.one("[data-testid=error]");
+    browser.wait(&format!("message {n} on the page"), || {
+        if browser.displayed(&error) {
+            panic!("the page shows an error: {}", browser.text(&error));
+        }
+        let state = browser.script(
+            "return [document.querySelectorAll('[data-testid=message]').length, \
+             document.body.dataset.busy === 'true']",
+            json!([]),
+        );
+        (state[0] == n && state[1] == false).then_some(())
+    });
+}
+
+/// What the page shows for each message, read from its DOM (text as shown, and the
+/// `data-testid` elements' attributes).
+fn page_messages(browser: &Browser) -> Vec<Value> {
+    let script = r#"
+      return Array.from(document.querySelectorAll('[data-testid=message]'), (m) => {
+        const sw = m.querySelector('[data-testid=step-switched]');
+        return {
+          index: Number(m.dataset.index),
+          message_id: m.dataset.messageId,
+          text: m.querySelector('[data-testid=message-text]').textContent,
+          conversation_tag: m.dataset.conversationTag,
+          shown_tag: m.querySelector('[data-testid=step-conversation-tag]').textContent,
+          switched: m.dataset.switched === 'true',
+          previous_tag: m.dataset.previousTag,
+          switch_text: sw ? sw.textContent : null,
+          rows: Array.from(m.querySelectorAll('[data-testid=tag-row]'), (r) => ({
+            tag: r.dataset.tag,
+            confidence: Number(r.dataset.confidence),
+            selected: r.dataset.selected === 'true',
+            threshold: Number(r.querySelector('[data-testid=threshold-mark]').dataset.threshold),
+            text: r.innerText,
+            weight: getComputedStyle(r).fontWeight,
+          })),
+          marks: Array.from(m.querySelectorAll('[data-testid=explain-word]'), (w) => ({
+            start: Number(w.dataset.start),
+            end: Number(w.dataset.end),
+            text: w.textContent,
+            tags: w.dataset.tags.split(' '),
+          })),
+        };
+      });"#;
+    browser
+        .script(script, json!([]))
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+/// The conversation tag timeline as the page shows it.
+fn page_timeline(browser: &Browser) -> Vec<Value> {
+    let script = r#"
+      return Array.from(document.querySelectorAll('[data-testid=timeline-step]'), (s) => ({
+        index: Number(s.dataset.index),
+        tag: s.dataset.tag,
+        switched: s.dataset.switched === 'true',
+        text: s.innerText,
+        displayed: s.getClientRects().length > 0,
+      }));"#;
+    browser
+        .script(script, json!([]))
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+/// No JavaScript error or refused resource (a Content-Security-Policy violation is one) in
+/// the browser's console. The favicon's 404 is not the page's.
+fn assert_no_console_errors(browser: &Browser) {
+    let log = browser.post("/se/log", &json!({"type": "browser"}));
+    let severe: Vec<&Value> = log
+        .as_array()
+        .expect("log entries")
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .filter(|e| !e["message"].as_str().unwrap_or("").contains("favicon.ico"))
+        .collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `target/demo` (in `CARGO_TARGET_DIR` when it is set).
+fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target dir")
+        .join("demo")
+}
+
+// ---------------------------------------------------------------------------------------
+// The service on a loopback port
+// ---------------------------------------------------------------------------------------
+
+/// The real router (embedded model, in-memory conversations and feedback) on a loopback port,
+/// served by its own runtime while the test drives the browser.
+struct Server {
+    addr: SocketAddr,
+    feedback: Arc<MemoryFeedback>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Server {
+    fn start(vars: &[(&str, &str)]) -> Self {
+        let feedback = Arc::new(MemoryFeedback::default());
+        let tagger = Tagger::new(
+            Arc::clone(&router::CLASSIFIER),
+            Arc::new(MemoryStore::new()),
+            router::config(vars),
+        )
+        .with_feedback(Arc::clone(&feedback) as Arc<dyn FeedbackStore>);
+        let app = tagbeez::api::router(tagger);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.expect("the server runs");
+        });
+        Self {
+            addr,
+            feedback,
+            runtime,
+        }
+    }
+
+    /// Every correction the service has stored.
+    fn stored_feedback(&self) -> Vec<FeedbackRecord> {
+        let (records, _) = self
+            .runtime
+            .block_on(self.feedback.page(None))
+            .expect("the memory store answers");
+        records
+    }
+}
+
+/// A service call that must answer 2xx with JSON.
+fn api_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let body = body.map(Value::to_string);
+    let (status, _, text) = http(addr, method, path, body.as_deref())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path} -> {status}: {text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP/1.1 over loopback, std only: one request per connection
+// ---------------------------------------------------------------------------------------
+
+type Headers = Vec<(String, String)>;
+
+fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, Headers, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(PATIENCE * 2))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    stream.write_all(request.as_bytes())?;
+    // Read the head, then the body by its Content-Length (chromedriver keeps the connection
+    // open whatever `Connection: close` says), by its chunks, or to the end.
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let split = loop {
+        if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(bad("the connection closed before the end of the headers"));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let headers: Headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw.split_off(split + 4);
+    let length = header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let chunked =
+        header(&headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    loop {
+        let complete = match length {
+            Some(length) => body.len() >= length,
+            None if chunked => dechunk(&body).is_some(),
+            None => false,
+        };
+        if complete {
+            break;
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            if length.is_some() || chunked {
+                return Err(bad("the connection closed before the end of the body"));
+            }
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    if let Some(length) = length {
+        body.truncate(length);
+    } else if chunked {
+        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    }
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A chunked body, once it is complete (its last, empty chunk read).
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&raw[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// WebDriver: chromedriver and one headless Chromium session
+// ---------------------------------------------------------------------------------------
+
+/// The W3C WebDriver element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    driver: SocketAddr,
+    session: String,
+    chromedriver: Child,
+    profile: PathBuf,
+}
+
+impl Browser {
+    fn start(out_dir: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = out_dir.join("chromedriver.log");
+        let chromedriver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {CHROMEDRIVER} ({e}); run scripts/install-browser.sh")
+            });
+        let profile = std::env::temp_dir().join(format!(
+            "tagbeez-demo-chromium-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&profile).expect("a profile dir");
+        let driver = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut browser = Self {
+            driver,
+            session: String::new(),
+            chromedriver,
+            profile,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok((200, _, text)) = http(driver, "GET", "/status", None) {
+                let status: Value = serde_json::from_str(&text).unwrap_or_default();
+                if status["value"]["ready"] == true {
+                    break;
+                }
+            }
+            if let Ok(Some(exit)) = browser.chromedriver.try_wait() {
+                panic!("chromedriver exited ({exit}); see {}", log.display());
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "chromedriver not ready; see {}",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--window-size=1200,900",
+            &format!("--user-data-dir={}", browser.profile.display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let (status, _, text) = http(driver, "POST", "/session", Some(&capabilities.to_string()))
+            .expect("chromedriver answers");
+        let reply: Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            status,
+            200,
+            "no browser session: {text}; see {}",
+            log.display()
+        );
+        browser.session = reply["value"]["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        browser.command("POST", "/timeouts", Some(&json!({"script": 30_000})));
+        browser
+    }
+
+    /// One command of this session; a WebDriver error fails the test with its message.
+    fn command(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let uri = format!("/session/{}{path}", self.session);
+        let body = body.map(Value::to_string);
+        let (status, _, text) = http(self.driver, method, &uri, body.as_deref())
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let reply: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path} -> {status}: {e}: {text}"));
+        assert_eq!(
+            status, 200,
+            "WebDriver {method} {path}: {}: {}",
+            reply["value"]["error"], reply["value"]["message"]
+        );
+        reply["value"].clone()
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Value {
+        self.command("POST", path, Some(body))
+    }
+
+    fn get(&self, path: &str) -> Value {
+        self.command("GET", path, None)
+    }
+
+    fn navigate(&self, url: &str) {
+        self.post("/url", &json!({ "url": url }));
+    }
+
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", &json!({"script": script, "args": args}))
+    }
+
+    fn ids(found: Value) -> Vec<String> {
+        found
+            .as_array()
+            .expect("elements")
+            .iter()
+            .map(|e| e[ELEMENT].as_str().expect("an element id").to_owned())
+            .collect()
+    }
+
+    fn all(&self, css: &str) -> Vec<String> {
+        Self::ids(self.post("/elements", &json!({"using": "css selector", "value": css})))
+    }
+
+    fn all_in(&self, parent: &str, css: &str) -> Vec<String> {
+        Self::ids(self.post(
+            &format!("/element/{parent}/elements"),
+            &json!({"using": "css selector", "value": css}),
+        ))
+    }
+
+    #[track_caller]
+    fn one(&self, css: &str) -> String {
+        let mut found = self.all(css);
+        assert_eq!(found.len(), 1, "{css}: {} elements", found.len());
+        found.remove(0)
+    }
+
+    #[track_caller]
+    fn one_in(&self, parent: &str, css: &str) -> String {
+        let mut found = self.all_in(parent, css);
+        assert_eq!(found.len(), 1, "{css}: {} elements", found.len());
+        found.remove(0)
+    }
+
+    fn click(&self, element: &str) {
+        self.post(&format!("/element/{element}/click"), &json!({}));
+    }
+
+    /// Clear a text field and type into it, key by key, as a person would. chromedriver types
+    /// only the Basic Multilingual Plane, so a character beyond it (an emoji) is inserted at
+    /// the caret as an input method would (`insertText`).
+    fn type_into(&self, element: &str, text: &str) {
+        self.post(&format!("/element/{element}/clear"), &json!({}));
+        let mut run = String::new();
+        for c in text.chars().map(Some).chain([None]) {
+            if let Some(c) = c.filter(|c| c.len_utf16() == 1) {
+                run.push(c);
+                continue;
+            }
+            if !run.is_empty() {
+                self.post(
+                    &format!("/element/{element}/value"),
+                    &json!({ "text": run }),
+                );
+                run.clear();
+            }
+            if let Some(c) = c {
+                let inserted = self.script(
+                    "arguments[0].focus(); \
+                     return document.execCommand('insertText', false, arguments[1])",
+                    json!([{ ELEMENT: element }, c.to_string()]),
+                );
+                assert_eq!(inserted, true, "insert {c:?}");
+            }
+        }
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.get(&format!("/element/{element}/text"))
+            .as_str()
+            .expect("text")
+            .to_owned()
+    }
+
+    fn displayed(&self, element: &str) -> bool {
+        self.get(&format!("/element/{element}/displayed")) == true
+    }
+
+    fn attribute(&self, element: &str, name: &str) -> Value {
+        self.get(&format!("/element/{element}/attribute/{name}"))
+    }
+
+    fn property(&self, element: &str, name: &str) -> Value {
+        self.get(&format!("/element/{element}/property/{name}"))
+    }
+
+    fn set_window(&self, width: u64, height: u64) {
+        self.post("/window/rect", &json!({"width": width, "height": height}));
+    }
+
+    /// The viewport as PNG bytes.
+    fn screenshot(&self) -> Vec<u8> {
+        let encoded = self.get("/screenshot");
+        base64_decode(encoded.as_str().expect("base64 text")).expect("valid base64")
+    }
+
+    /// Poll `f` until it gives a value, for at most `PATIENCE`.
+    fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = f() {
+                return value;
+            }
+            assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            // Ends Chromium; chromedriver then goes with it.
+            let _ = http(
+                self.driver,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                None,
+            );
+        }
+        let _ = self.chromedriver.kill();
+        let _ = self.chromedriver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= u32::from(value(c)?) << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
