@@ -16,7 +16,7 @@ QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories schemathesis schemathesis-tools bench-features
+	deny deny-advisories schemathesis schemathesis-tools bench-features test-demo browser
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -59,8 +59,16 @@ lint:
 	cargo clippy $(TEST_PROFILE) --all-targets -- -D warnings
 
 # The DynamoDB tests start moto's server (PyPI) on loopback; install it first, project-locally.
-test-rust: moto
+test-rust: moto browser
 	cargo test $(TEST_PROFILE)
+
+# The demo page in headless Chromium (tests/demo_browser.rs, also part of test-rust); Debian's
+# chromium and chromium-driver when missing (scripts/install-browser.sh).
+test-demo: browser
+	cargo test $(TEST_PROFILE) --test demo_browser -- --nocapture
+
+browser:
+	scripts/install-browser.sh
 
 # The shipped binaries, end to end (tests/bootstrap_e2e.rs): the arm64 bootstrap under
 # qemu-user, the x86_64 one natively, against cargo-lambda's Runtime API and moto; then the

@@ -9,11 +9,21 @@ use crate::classifier::Occlusion;
 /// Words reported per tag.
 pub const TOP_WORDS: usize = 3;
 
-/// The smallest weight reported, as a share of the tag's largest: beside a word that moves
-/// the probability by 0.48 ("discount"), one that moves it by 0.005 ("if") is noise. Relative,
-/// not absolute: when a probability is saturated (0.999, several words each enough alone),
-/// every single removal moves it little, and the largest of those moves still says the most.
+/// The smallest drop reported, as a share of the tag's largest (both in log-odds): beside a
+/// word whose removal costs 3 log-odds ("discount"), one that costs 0.05 ("if") is noise.
 pub const MIN_SHARE: f32 = 0.1;
+
+/// Probabilities are clamped to this distance from 0 and 1 before taking log-odds.
+const EPSILON: f32 = 1e-6;
+
+/// The log-odds of a probability: the model's evidence before the sigmoid. Words are ranked
+/// by the drop in log-odds, not in probability: near 0.999 several words are each enough
+/// alone, every single removal moves the probability by thousandths, and a filler word's
+/// thousandth looks like a keyword's; in log-odds the keyword still stands out.
+fn log_odds(p: f32) -> f32 {
+    let p = p.clamp(EPSILON, 1.0 - EPSILON);
+    (p / (1.0 - p)).ln()
+}
 
 /// A message's explanation, per selected tag.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -34,9 +44,9 @@ pub struct Explanation {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TagWords {
     pub tag: String,
-    /// Up to three words, largest weight first; only words whose removal lowers the
-    /// probability, by at least a tenth as much as the first (`MIN_SHARE`). Empty when no
-    /// single word lowers it.
+    /// Up to three words, the largest drop in log-odds first; only words whose removal lowers
+    /// the probability, by at least a tenth as much (in log-odds) as the first's
+    /// (`MIN_SHARE`). Empty when no single word lowers it.
     pub words: Vec<WordWeight>,
 }
 
@@ -49,6 +59,8 @@ pub struct WordWeight {
     pub end: usize,
     /// The tag's probability with the word minus without it.
     pub weight: f32,
+    /// The same drop in log-odds (what words are ranked by).
+    pub log_odds: f32,
 }
 
 /// Explain the `selected` tag indices of `text` (the message as sent), whose probabilities
@@ -72,12 +84,17 @@ pub fn explain(
                     start: span.start,
                     end: span.end,
                     weight: probabilities[t] - without[t],
+                    log_odds: log_odds(probabilities[t]) - log_odds(without[t]),
                 })
-                .filter(|w| w.weight > 0.0)
+                .filter(|w| w.log_odds > 0.0 && w.weight > 0.0)
                 .collect();
-            words.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.start.cmp(&b.start)));
-            let floor = words.first().map_or(0.0, |w| w.weight * MIN_SHARE);
-            words.retain(|w| w.weight >= floor);
+            words.sort_by(|a, b| {
+                b.log_odds
+                    .total_cmp(&a.log_odds)
+                    .then(a.start.cmp(&b.start))
+            });
+            let floor = words.first().map_or(0.0, |w| w.log_odds * MIN_SHARE);
+            words.retain(|w| w.log_odds >= floor);
             words.truncate(TOP_WORDS);
             TagWords {
                 tag: tags[t].clone(),
@@ -107,7 +124,7 @@ mod tests {
             total_words: 3,
             // Without "cheap", "shoes", "now": tag 0 drops most without "cheap"; tag 1 rises
             // without "now" (a negative weight is not reported).
-            without: vec![vec![0.2, 0.5], vec![0.7, 0.4], vec![0.75, 0.9]],
+            without: vec![vec![0.2, 0.5], vec![0.7, 0.4], vec![0.78, 0.9]],
         };
         let tags = ["Deal".to_owned(), "Hot".to_owned()];
         let e = explain(text, &[0.8, 0.6], &occlusion, &[0, 1], &tags);
@@ -117,9 +134,10 @@ mod tests {
             .iter()
             .map(|w| (w.word.as_str(), w.start))
             .collect();
-        // "now" (0.05) is under a tenth of "cheap" (0.6): noise, left out.
+        // "now" (0.12 log-odds) is under a tenth of "cheap" (2.77): noise, left out.
         assert_eq!(deal, [("cheap", 1), ("shoes", 7)]);
         assert!((e.tags[0].words[0].weight - 0.6).abs() < 1e-6);
+        assert!((e.tags[0].words[0].log_odds - 2.0 * 4f32.ln()).abs() < 1e-4);
         let hot: Vec<&str> = e.tags[1].words.iter().map(|w| w.word.as_str()).collect();
         assert_eq!(hot, ["shoes", "cheap"]);
     }

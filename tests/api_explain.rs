@@ -76,7 +76,7 @@ async fn an_explanation_names_the_words_whose_removal_lowers_the_tag_most() {
     }
     for (word, start, end, weight) in &words {
         assert_eq!(&chars[*start..*end].iter().collect::<String>(), word);
-        assert!(*weight >= words[0].3 * tagbeez::explain::MIN_SHARE);
+        assert!(*weight > 0.0);
         // The weight is the drop in probability when the word is removed: classify the
         // message without it and compare (the variant ran padded in a batch: within 1e-3).
         let without: String = format!(
