@@ -51,6 +51,11 @@ pub fn install(
         MetricsMode::Auto => MetricsMode::Prometheus,
         m => m,
     };
+    // One install at a time: a second caller waits, then finds the first one's recorder.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if SINK.get().is_some() || mode == MetricsMode::Off {
         return Ok(());
     }
