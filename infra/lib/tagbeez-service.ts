@@ -271,7 +271,7 @@ export const TAGBEEZ_ROLLUP_METRICS: readonly TagbeezMetricName[] = [
 
 /**
  * One CloudWatch alarm, as data: the construct builds it from this, `template.yaml` writes the
- * same alarm out, and tests/deploy_files.rs compares the two.
+ * same alarm out, and tests/deploy_monitoring.rs compares the two.
  */
 export interface TagbeezAlarmSpec {
   /** Construct id (`<id>Alarm`), and the SAM template's logical id `<id>Alarm`. */
@@ -393,7 +393,7 @@ export interface TagbeezWidgetSpec {
 
 /**
  * The dashboard, in order: the four alarms, then three graphs a row (as `template.yaml`'s
- * Dashboard, which tests/deploy_files.rs compares with this).
+ * Dashboard, which tests/deploy_monitoring.rs compares with this).
  */
 export const TAGBEEZ_DASHBOARD: readonly TagbeezWidgetSpec[] = [
   { title: 'Error rate (%) > 1 over 5 min', alarm: 'ErrorRate' },

@@ -1,6 +1,6 @@
 //! Metric names: the same in CloudWatch (EMF, namespace `METRICS_NAMESPACE`) and Prometheus
 //! (`GET /metrics`). The deployment files' alarms and dashboards name them too, and
-//! `tests/deploy_files.rs` checks that every name they use is one of these.
+//! `tests/deploy_monitoring.rs` checks that every name they use is one of these.
 
 pub const REQUESTS: &str = "tagbeez_requests";
 pub const SERVER_ERRORS: &str = "tagbeez_server_errors";

@@ -1,0 +1,355 @@
+//! The deployment files' monitoring agrees with the code (issue 11): the SAM template and the
+//! CDK construct define the same four alarms and the same dashboard over the service's metric
+//! names only, and the same feedback table (TTL, encryption, PutItem-only access). The parsing
+//! of both files is in `tests/support/deploy.rs`. (`infra/test/` checks the synthesized CDK
+//! template against the construct's route list, alarm and dashboard specs.)
+
+use std::collections::BTreeSet;
+
+#[path = "support/deploy.rs"]
+mod deploy;
+
+use deploy::{
+    cdk_alarms, cdk_dashboard, read, sam_alarms, sam_dashboard, sam_resource, sam_resources,
+    ts_const_block, ts_strings, yaml_child, yaml_values, CONSTRUCT,
+};
+
+/// The service's metric names: what `src/telemetry` records.
+const METRICS: &[&str] = tagbeez::telemetry::names::ALL;
+
+/// The metrics that are also written with no dimensions (what the alarms read).
+const ROLLUPS: &[&str] = tagbeez::telemetry::names::ROLLUPS;
+
+/// The AWS/Lambda metrics (FunctionName dimension) the deployment files may use.
+const LAMBDA_METRICS: &[&str] = &["Throttles"];
+
+#[test]
+fn sam_and_cdk_define_the_same_four_alarms() {
+    let sam = sam_alarms(&read("template.yaml"));
+    let cdk = cdk_alarms(&read(CONSTRUCT));
+    assert_eq!(sam, cdk);
+    let names: Vec<&str> = sam.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["error-rate", "p99-latency", "store-errors", "throttles"]
+    );
+    // The contract's thresholds, statistics and periods.
+    let by_name = |n: &str| sam.iter().find(|a| a.name == n).unwrap();
+    let error_rate = by_name("error-rate");
+    assert_eq!(
+        error_rate.metrics,
+        [
+            ("errors".into(), "tagbeez_server_errors".into()),
+            ("requests".into(), "tagbeez_requests".into())
+        ]
+    );
+    assert_eq!(
+        error_rate.expression.as_deref(),
+        Some("100 * FILL(errors, 0) / requests")
+    );
+    assert_eq!(
+        (error_rate.stat.as_str(), error_rate.threshold.as_str()),
+        ("Sum", "1")
+    );
+    let p99 = by_name("p99-latency");
+    assert_eq!(
+        p99.metrics,
+        [(String::new(), "tagbeez_request_latency_ms".into())]
+    );
+    assert_eq!((p99.stat.as_str(), p99.threshold.as_str()), ("p99", "1000"));
+    let store = by_name("store-errors");
+    assert_eq!(
+        store.metrics,
+        [(String::new(), "tagbeez_store_errors".into())]
+    );
+    assert_eq!(
+        (store.stat.as_str(), store.threshold.as_str()),
+        ("Sum", "5")
+    );
+    let throttles = by_name("throttles");
+    assert_eq!(throttles.metrics, [(String::new(), "Throttles".into())]);
+    assert_eq!(
+        (
+            throttles.namespace.as_str(),
+            throttles.stat.as_str(),
+            throttles.threshold.as_str()
+        ),
+        ("AWS/Lambda", "Sum", "0")
+    );
+    for alarm in &sam {
+        assert_eq!(alarm.period, "300", "{}", alarm.name);
+        assert_eq!(alarm.comparison, "GreaterThanThreshold", "{}", alarm.name);
+        assert_eq!(alarm.treat_missing_data, "notBreaching", "{}", alarm.name);
+        assert_eq!(
+            (
+                alarm.evaluation_periods.as_str(),
+                alarm.datapoints_to_alarm.as_str()
+            ),
+            ("1", "1")
+        );
+        if alarm.namespace == "service" {
+            for (_, metric) in &alarm.metrics {
+                assert!(
+                    ROLLUPS.contains(&metric.as_str()),
+                    "{}: {metric} is not a rollup",
+                    alarm.name
+                );
+            }
+        } else {
+            assert_eq!(alarm.namespace, "AWS/Lambda");
+        }
+    }
+}
+
+#[test]
+fn sam_and_cdk_define_the_same_dashboard() {
+    let template = read("template.yaml");
+    let sam = sam_dashboard(&template);
+    let cdk = cdk_dashboard(&read(CONSTRUCT));
+    assert_eq!(sam, cdk);
+    // The four alarms first, then the graphs.
+    let alarm_ids: Vec<String> = sam_alarms(&template).into_iter().map(|a| a.id).collect();
+    let mut shown: Vec<String> = sam.iter().filter_map(|w| w.alarm.clone()).collect();
+    assert!(
+        sam[..4].iter().all(|w| w.alarm.is_some()),
+        "the alarms come first"
+    );
+    shown.sort();
+    let mut expected = alarm_ids.clone();
+    expected.sort();
+    assert_eq!(shown, expected, "one alarm widget per alarm");
+    for widget in &sam {
+        for series in &widget.series {
+            if series.namespace == "service" && series.search.is_none() {
+                assert!(
+                    ROLLUPS.contains(&series.metric.as_str()),
+                    "{}: {} has no no-dimension rollup: draw it with SEARCH",
+                    widget.title,
+                    series.metric
+                );
+            }
+        }
+    }
+}
+
+/// Every `tagbeez_*` word of a text.
+fn metric_words(text: &str) -> BTreeSet<String> {
+    let mut words = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("tagbeez_") {
+        let start = from + at;
+        let mut end = start;
+        while end < bytes.len()
+            && (bytes[end].is_ascii_lowercase()
+                || bytes[end].is_ascii_digit()
+                || bytes[end] == b'_')
+        {
+            end += 1;
+        }
+        let before = start.checked_sub(1).map(|i| bytes[i]);
+        if !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            words.insert(text[start..end].to_owned());
+        }
+        from = end;
+    }
+    words
+}
+
+#[test]
+fn every_metric_the_deployment_files_name_is_in_the_contract() {
+    let template = read("template.yaml");
+    let construct = read(CONSTRUCT);
+    let known: BTreeSet<&str> = METRICS.iter().copied().collect();
+    assert_eq!(known.len(), METRICS.len());
+    for (file, text) in [("template.yaml", &template), (CONSTRUCT, &construct)] {
+        for word in metric_words(text) {
+            assert!(
+                known.contains(word.as_str()),
+                "{file} names {word}, which is not a tagbeez metric"
+            );
+        }
+    }
+    // And what the alarms and dashboards actually use, the AWS/Lambda ones included.
+    let alarms = sam_alarms(&template)
+        .into_iter()
+        .chain(cdk_alarms(&construct));
+    let alarm_metrics = alarms.flat_map(|a| {
+        a.metrics
+            .into_iter()
+            .map(move |(_, m)| (a.namespace.clone(), m))
+    });
+    let series = sam_dashboard(&template)
+        .into_iter()
+        .chain(cdk_dashboard(&construct))
+        .flat_map(|w| w.series)
+        .map(|s| (s.namespace, s.metric));
+    for (namespace, metric) in alarm_metrics.chain(series) {
+        match namespace.as_str() {
+            "service" => assert!(
+                known.contains(metric.as_str()),
+                "{metric} is not a tagbeez metric"
+            ),
+            "AWS/Lambda" => assert!(
+                LAMBDA_METRICS.contains(&metric.as_str()),
+                "AWS/Lambda {metric}"
+            ),
+            other => panic!("namespace {other}"),
+        }
+    }
+    // The construct's own list is the contract's.
+    let listed: Vec<String> = ts_strings(
+        ts_const_block(&construct, "TAGBEEZ_METRICS")
+            .split_once('[')
+            .unwrap()
+            .1,
+    );
+    assert_eq!(listed, METRICS, "{CONSTRUCT} TAGBEEZ_METRICS");
+}
+
+#[test]
+fn every_contract_metric_is_on_both_dashboards() {
+    for (file, widgets) in [
+        ("template.yaml", sam_dashboard(&read("template.yaml"))),
+        (CONSTRUCT, cdk_dashboard(&read(CONSTRUCT))),
+    ] {
+        let shown: BTreeSet<String> = widgets
+            .into_iter()
+            .flat_map(|w| w.series)
+            .map(|s| s.metric)
+            .collect();
+        for metric in METRICS {
+            assert!(
+                shown.contains(*metric),
+                "{file}: the dashboard does not show {metric}"
+            );
+        }
+    }
+}
+
+/// The actions of each IAM statement of a policy block that names `resource`.
+fn sam_statements_on(block: &str, resource: &str) -> Vec<Vec<String>> {
+    let mut statements: Vec<String> = Vec::new();
+    for line in block.lines() {
+        if line.trim().starts_with("- Effect:") {
+            statements.push(String::new());
+        }
+        if let Some(statement) = statements.last_mut() {
+            statement.push_str(line);
+            statement.push('\n');
+        }
+    }
+    statements
+        .into_iter()
+        .filter(|s| s.contains(resource))
+        .map(|s| {
+            let mut actions: Vec<String> = Vec::new();
+            let mut in_actions = false;
+            for line in s.lines() {
+                let trimmed = line.trim();
+                if let Some(value) = trimmed.strip_prefix("Action:") {
+                    in_actions = value.trim().is_empty();
+                    if !in_actions {
+                        actions.push(value.trim().to_owned());
+                    }
+                } else if in_actions && trimmed.starts_with("- ") {
+                    actions.push(trimmed[2..].trim().to_owned());
+                } else {
+                    in_actions = false;
+                }
+            }
+            actions
+        })
+        .collect()
+}
+
+#[test]
+fn the_feedback_table_has_ttl_encryption_and_putitem_only_in_both_files() {
+    let template = read("template.yaml");
+    let table = sam_resource(&template, "FeedbackTable");
+    assert!(table.contains("Type: AWS::DynamoDB::Table"));
+    assert!(
+        table.contains("DeletionPolicy: Retain") && table.contains("UpdateReplacePolicy: Retain")
+    );
+    assert_eq!(yaml_values(&table, "BillingMode"), ["PAY_PER_REQUEST"]);
+    let keys = yaml_child(&table, "KeySchema");
+    assert_eq!(yaml_values(&keys, "AttributeName"), ["feedback_id"]);
+    assert_eq!(yaml_values(&keys, "KeyType"), ["HASH"]);
+    let attributes = yaml_child(&table, "AttributeDefinitions");
+    assert_eq!(yaml_values(&attributes, "AttributeName"), ["feedback_id"]);
+    assert_eq!(yaml_values(&attributes, "AttributeType"), ["S"]);
+    let ttl = yaml_child(&table, "TimeToLiveSpecification");
+    assert_eq!(yaml_values(&ttl, "AttributeName"), ["expires_at"]);
+    assert_eq!(yaml_values(&ttl, "Enabled"), ["true"]);
+    assert_eq!(
+        yaml_values(&yaml_child(&table, "SSESpecification"), "SSEEnabled"),
+        ["true"]
+    );
+    assert_eq!(
+        yaml_values(
+            &yaml_child(&table, "PointInTimeRecoverySpecification"),
+            "PointInTimeRecoveryEnabled"
+        ),
+        ["true"]
+    );
+    assert!(template.contains("FEEDBACK_TABLE_NAME: !Ref FeedbackTable"));
+    // The function's role: one statement on the feedback table, PutItem alone.
+    let role = sam_resource(&template, "FunctionRole");
+    assert_eq!(
+        sam_statements_on(&role, "FeedbackTable"),
+        [vec!["dynamodb:PutItem".to_owned()]]
+    );
+    assert!(
+        !role.contains("Resource: \"*\"")
+            && !role.contains("Resource: '*'")
+            && !role.contains("dynamodb:*")
+    );
+    // No other resource grants anything on it.
+    for (id, block) in sam_resources(&template) {
+        if block.contains("FeedbackTable") {
+            assert!(
+                ["FunctionRole", "TagbeezFunction"].contains(&id.as_str()),
+                "{id} refers to FeedbackTable"
+            );
+        }
+    }
+
+    let construct = read(CONSTRUCT);
+    assert!(construct
+        .contains("export const TAGBEEZ_FEEDBACK_TABLE_ACTIONS = ['dynamodb:PutItem'] as const;"));
+    let table = construct
+        .split("this.feedbackTable = new dynamodb.Table(")
+        .nth(1)
+        .expect("the construct creates this.feedbackTable")
+        .split("});")
+        .next()
+        .unwrap();
+    for property in [
+        "partitionKey: { name: 'feedback_id', type: dynamodb.AttributeType.STRING }",
+        "billingMode: dynamodb.BillingMode.PAY_PER_REQUEST",
+        "timeToLiveAttribute: 'expires_at'",
+        "encryption: dynamodb.TableEncryption.AWS_MANAGED",
+        "pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true }",
+        "removalPolicy: props.feedbackTableRemovalPolicy ?? RemovalPolicy.RETAIN",
+    ] {
+        assert!(
+            table.contains(property),
+            "{CONSTRUCT}: the feedback table lacks {property}"
+        );
+    }
+    assert!(construct.contains("FEEDBACK_TABLE_NAME: this.feedbackTable.tableName"));
+    // Its ARN is granted once, with TAGBEEZ_FEEDBACK_TABLE_ACTIONS, and no grant* helper is used.
+    assert_eq!(construct.matches("this.feedbackTable.tableArn").count(), 1);
+    let statement = construct
+        .split("this.feedbackTable.tableArn")
+        .next()
+        .unwrap()
+        .rsplit("new iam.PolicyStatement(")
+        .next()
+        .unwrap();
+    assert!(
+        statement.contains("actions: [...TAGBEEZ_FEEDBACK_TABLE_ACTIONS]"),
+        "{statement}"
+    );
+    assert!(!construct.contains("feedbackTable.grant"));
+}

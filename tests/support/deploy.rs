@@ -1,0 +1,545 @@
+//! Reading and parsing the deployment files, shared by the tests that check them against the
+//! code (`tests/deploy_files.rs`, `tests/deploy_monitoring.rs`): template.yaml's resources and
+//! YAML blocks, the CDK construct's exported TypeScript constants, and from both the alarms
+//! and the dashboard as one description each, to compare.
+//! Use from a test file with `#[path = "support/deploy.rs"] mod deploy;`.
+
+#![allow(dead_code)] // each test file uses the part it needs
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The CDK construct that deploys the service.
+pub const CONSTRUCT: &str = "infra/lib/tagbeez-service.ts";
+
+/// A file of the repository, by its path from the crate root.
+pub fn read(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The resources of template.yaml: (logical id, the lines under it).
+pub fn sam_resources(template: &str) -> Vec<(String, String)> {
+    let body = template
+        .split("\nResources:\n")
+        .nth(1)
+        .expect("template.yaml has Resources")
+        .split("\nOutputs:")
+        .next()
+        .unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in body.lines() {
+        if indent(line) == 2 && line.trim_end().ends_with(':') && !line.trim().starts_with('#') {
+            out.push((line.trim().trim_end_matches(':').to_owned(), String::new()));
+        } else if let Some((_, block)) = out.last_mut() {
+            if indent(line) > 2 || line.trim().is_empty() {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    out
+}
+
+pub fn sam_resource(template: &str, id: &str) -> String {
+    sam_resources(template)
+        .into_iter()
+        .find(|(name, _)| name == id)
+        .unwrap_or_else(|| panic!("template.yaml has no resource {id}"))
+        .1
+}
+
+/// `key: value` of a YAML line (a leading `- ` dropped), comments and blank lines skipped.
+pub fn yaml_pair(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim();
+    let line = line.strip_prefix("- ").unwrap_or(line);
+    if line.starts_with('#') {
+        return None;
+    }
+    let (key, value) = line.split_once(':')?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    Some((key, value.trim()))
+}
+
+/// Every value of `key` in a YAML block.
+pub fn yaml_values<'a>(block: &'a str, key: &str) -> Vec<&'a str> {
+    block
+        .lines()
+        .filter_map(yaml_pair)
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// The lines nested under the first `key:` line of a YAML block.
+pub fn yaml_child(block: &str, key: &str) -> String {
+    let mut lines = block.lines();
+    let head = lines
+        .by_ref()
+        .find(|l| yaml_pair(l).is_some_and(|(k, _)| k == key))
+        .unwrap_or_else(|| panic!("no {key}: in\n{block}"));
+    let depth = indent(head);
+    lines
+        .take_while(|l| l.trim().is_empty() || indent(l) > depth)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The one value that every element has.
+pub fn single<T: Ord + std::fmt::Debug>(values: impl IntoIterator<Item = T>, what: &str) -> T {
+    let set: BTreeSet<T> = values.into_iter().collect();
+    assert_eq!(set.len(), 1, "{what}: expected one value, got {set:?}");
+    set.into_iter().next().unwrap()
+}
+
+/// One alarm, as both files describe it.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Alarm {
+    /// The alarm name after `<stack name>-`.
+    pub name: String,
+    /// The construct's id / the template's logical id without `Alarm`.
+    pub id: String,
+    /// `service` (the service's own namespace, a no-dimension rollup) or `AWS/Lambda`.
+    pub namespace: String,
+    /// Metric ids to metric names (id "" for a single-metric alarm).
+    pub metrics: Vec<(String, String)>,
+    pub expression: Option<String>,
+    pub stat: String,
+    pub period: String,
+    pub threshold: String,
+    pub comparison: String,
+    pub evaluation_periods: String,
+    pub datapoints_to_alarm: String,
+    pub treat_missing_data: String,
+}
+
+pub fn sam_alarms(template: &str) -> Vec<Alarm> {
+    let mut alarms = Vec::new();
+    for (id, block) in sam_resources(template) {
+        if !block.contains("Type: AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let one = |key: &str| -> String {
+            let values = yaml_values(&block, key);
+            assert_eq!(values.len(), 1, "{id}: {key}: {values:?}");
+            values[0].to_owned()
+        };
+        let name = one("AlarmName");
+        let name = name
+            .strip_prefix("!Sub ${AWS::StackName}-")
+            .unwrap_or_else(|| {
+                panic!("{id}: AlarmName {name} is not !Sub ${{AWS::StackName}}-<name>")
+            })
+            .to_owned();
+        let stats = [
+            yaml_values(&block, "Stat"),
+            yaml_values(&block, "Statistic"),
+            yaml_values(&block, "ExtendedStatistic"),
+        ]
+        .concat();
+        for value in yaml_values(&block, "Statistic") {
+            assert!(
+                !value.starts_with('p'),
+                "{id}: a percentile must be an ExtendedStatistic"
+            );
+        }
+        let namespace = single(
+            yaml_values(&block, "Namespace")
+                .into_iter()
+                .map(|ns| match ns {
+                    "!Ref MetricsNamespace" => "service".to_owned(),
+                    other => other.to_owned(),
+                }),
+            &format!("{id}: Namespace"),
+        );
+        if namespace == "AWS/Lambda" {
+            assert_eq!(yaml_values(&block, "Name"), ["FunctionName"], "{id}");
+            assert_eq!(
+                yaml_values(&block, "Value"),
+                ["!Ref TagbeezFunction"],
+                "{id}"
+            );
+        } else {
+            assert!(
+                !block.contains("Dimensions:"),
+                "{id}: the alarms read the no-dimension rollups"
+            );
+        }
+        // Metric ids, in the order of `Metrics:` (the single-metric form has none).
+        let mut metrics = Vec::new();
+        let mut current_id = String::new();
+        for (key, value) in block.lines().filter_map(yaml_pair) {
+            match key {
+                "Id" => current_id = value.to_owned(),
+                "MetricName" => metrics.push((current_id.clone(), value.to_owned())),
+                _ => {}
+            }
+        }
+        metrics.sort();
+        let expressions = yaml_values(&block, "Expression");
+        assert!(expressions.len() <= 1, "{id}: {expressions:?}");
+        for action in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                one(action),
+                "!If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+                "{id}: {action}"
+            );
+        }
+        alarms.push(Alarm {
+            name,
+            id: id
+                .strip_suffix("Alarm")
+                .unwrap_or_else(|| panic!("{id}: alarm logical ids end in Alarm"))
+                .to_owned(),
+            namespace,
+            metrics,
+            expression: expressions.first().map(|e| e.to_string()),
+            stat: single(stats, &format!("{id}: statistic")).to_owned(),
+            period: single(yaml_values(&block, "Period"), &format!("{id}: Period")).to_owned(),
+            threshold: one("Threshold"),
+            comparison: one("ComparisonOperator"),
+            evaluation_periods: one("EvaluationPeriods"),
+            datapoints_to_alarm: one("DatapointsToAlarm"),
+            treat_missing_data: one("TreatMissingData"),
+        });
+    }
+    alarms.sort();
+    alarms
+}
+
+/// The text of `export const NAME ... = [` up to its closing `]` (a line of its own) in the construct.
+pub fn ts_const_block<'a>(construct: &'a str, name: &str) -> &'a str {
+    let start = construct
+        .find(&format!("export const {name}"))
+        .unwrap_or_else(|| panic!("{CONSTRUCT} has no `export const {name}`"));
+    let rest = &construct[start..];
+    &rest[..rest
+        .find("\n]")
+        .expect("the array ends in a line starting with `]`")]
+}
+
+/// A TypeScript value as text: a 'string' unquoted, anything else as written.
+pub fn ts_unquote(value: &str) -> String {
+    let value = value.trim().trim_end_matches(',').trim();
+    value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(value)
+        .to_owned()
+}
+
+/// The `key: value` fields of a one-line TypeScript object literal (`{ a: 'x', b: ['y'] }`),
+/// split on the commas outside quotes and brackets.
+pub fn ts_fields(object: &str) -> Vec<(String, String)> {
+    let inner = object.trim().trim_end_matches(',').trim();
+    let inner = inner
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(inner);
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '[' | '{' if !quoted => depth += 1,
+            ']' | '}' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    parts
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (k, v) = p
+                .split_once(':')
+                .unwrap_or_else(|| panic!("not a field: {p}"));
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The elements of a TypeScript array of strings (`['a', 'b']`).
+pub fn ts_strings(array: &str) -> Vec<String> {
+    let inner = array.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(',')
+        .map(ts_unquote)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+pub fn cdk_alarms(construct: &str) -> Vec<Alarm> {
+    let block = ts_const_block(construct, "TAGBEEZ_ALARMS");
+    let mut objects: Vec<Vec<(String, String)>> = Vec::new();
+    for line in block.lines().skip(1) {
+        let trimmed = line.trim();
+        if trimmed == "{" {
+            objects.push(Vec::new());
+            continue;
+        }
+        let Some(fields) = objects.last_mut() else {
+            continue;
+        };
+        // Only `key: value` lines: a continued string or a comment is skipped.
+        let Some((key, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        fields.push((key.to_owned(), value.trim().to_owned()));
+    }
+    let mut alarms: Vec<Alarm> = objects
+        .into_iter()
+        .map(|fields| {
+            let get = |key: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| ts_unquote(v))
+            };
+            let req = |key: &str| {
+                get(key).unwrap_or_else(|| panic!("{CONSTRUCT}: alarm without {key}: {fields:?}"))
+            };
+            let mut metrics: Vec<(String, String)> = match (get("metric"), get("metrics")) {
+                (Some(metric), None) => vec![(String::new(), metric)],
+                (None, Some(map)) => ts_fields(&map)
+                    .into_iter()
+                    .map(|(k, v)| (k, ts_unquote(&v)))
+                    .collect(),
+                other => panic!("{CONSTRUCT}: an alarm has metric or metrics: {other:?}"),
+            };
+            metrics.sort();
+            Alarm {
+                name: req("name"),
+                id: req("id"),
+                namespace: req("namespace"),
+                metrics,
+                expression: get("expression"),
+                stat: req("stat"),
+                period: req("period"),
+                threshold: req("threshold"),
+                comparison: req("comparison"),
+                evaluation_periods: req("evaluationPeriods"),
+                datapoints_to_alarm: req("datapointsToAlarm"),
+                treat_missing_data: req("treatMissingData"),
+            }
+        })
+        .collect();
+    alarms.sort();
+    alarms
+}
+
+/// One line (or one line per dimension value, with `search`) of a dashboard graph.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Series {
+    pub metric: String,
+    pub stat: String,
+    /// `service` or `AWS/Lambda`.
+    pub namespace: String,
+    /// The dimension names of a SEARCH; `None` for the no-dimension rollup or a Lambda metric.
+    pub search: Option<Vec<String>>,
+    pub label: Option<String>,
+    pub right: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Widget {
+    pub title: String,
+    /// The alarm id of an alarm widget.
+    pub alarm: Option<String>,
+    pub series: Vec<Series>,
+}
+
+/// template.yaml's DashboardBody (Fn::Sub) as JSON: `${MetricsNamespace}` becomes `NS`,
+/// `${TagbeezFunction}` `FUNCTION`, `${XAlarm.Arn}` `ALARM:X` and `${AWS::Region}` `REGION`.
+pub fn sam_dashboard_json(template: &str) -> serde_json::Value {
+    let block = sam_resource(template, "Dashboard");
+    assert!(block.contains("Type: AWS::CloudWatch::Dashboard"));
+    let body = block
+        .split("DashboardBody: !Sub |\n")
+        .nth(1)
+        .expect("Dashboard has `DashboardBody: !Sub |`");
+    let mut text = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        text.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        let name = &rest[start + 2..end];
+        text.push_str(&match name {
+            "MetricsNamespace" => "NS".to_owned(),
+            "TagbeezFunction" => "FUNCTION".to_owned(),
+            "AWS::Region" => "REGION".to_owned(),
+            other => match other.strip_suffix("Alarm.Arn") {
+                Some(alarm) => format!("ALARM:{alarm}"),
+                None => panic!("unexpected ${{{other}}} in the DashboardBody"),
+            },
+        });
+        rest = &rest[end + 1..];
+    }
+    text.push_str(rest);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("template.yaml DashboardBody is not JSON: {e}\n{text}"))
+}
+
+/// `SEARCH('{"NS","dim",...} MetricName="metric"', 'Stat', 300)` as (dimensions, metric, stat).
+pub fn parse_search(expression: &str) -> (Vec<String>, String, String) {
+    let rest = expression
+        .strip_prefix("SEARCH('{")
+        .unwrap_or_else(|| panic!("not a SEARCH over a schema: {expression}"));
+    let (schema, rest) = rest.split_once('}').unwrap();
+    let mut names = schema
+        .split(',')
+        .map(|n| n.trim().trim_matches('"').to_owned());
+    assert_eq!(
+        names.next().as_deref(),
+        Some("NS"),
+        "{expression}: the namespace must be MetricsNamespace"
+    );
+    let dims: Vec<String> = names.collect();
+    let rest = rest
+        .trim()
+        .strip_prefix("MetricName=\"")
+        .unwrap_or_else(|| panic!("{expression}"));
+    let (metric, rest) = rest.split_once('"').unwrap();
+    let rest = rest
+        .strip_prefix("', '")
+        .unwrap_or_else(|| panic!("{expression}"));
+    let (stat, rest) = rest.split_once('\'').unwrap();
+    assert_eq!(rest, ", 300)", "{expression}: period 300");
+    (dims, metric.to_owned(), stat.to_owned())
+}
+
+pub fn sam_dashboard(template: &str) -> Vec<Widget> {
+    let body = sam_dashboard_json(template);
+    let widgets = body["widgets"].as_array().expect("widgets");
+    widgets
+        .iter()
+        .map(|w| {
+            let props = &w["properties"];
+            let title = props["title"].as_str().expect("title").to_owned();
+            let alarm = props["annotations"]["alarms"].as_array().map(|alarms| {
+                assert_eq!(alarms.len(), 1, "{title}");
+                let arn = alarms[0].as_str().unwrap();
+                arn.strip_prefix("ALARM:")
+                    .unwrap_or_else(|| panic!("{title}: {arn}"))
+                    .to_owned()
+            });
+            let mut series = Vec::new();
+            for entry in props["metrics"].as_array().into_iter().flatten() {
+                let entry = entry.as_array().expect("a metrics entry is an array");
+                let opts = entry
+                    .last()
+                    .filter(|o| o.is_object())
+                    .cloned()
+                    .unwrap_or_default();
+                let right = opts["yAxis"].as_str() == Some("right");
+                let label = opts["label"].as_str().map(str::to_owned);
+                if let Some(expression) = entry[0]["expression"].as_str() {
+                    let (dims, metric, stat) = parse_search(expression);
+                    assert_eq!(label, None, "{title}: a SEARCH is labelled by CloudWatch");
+                    series.push(Series {
+                        metric,
+                        stat,
+                        namespace: "service".into(),
+                        search: Some(dims),
+                        label,
+                        right,
+                    });
+                    continue;
+                }
+                let strings: Vec<&str> = entry.iter().filter_map(|v| v.as_str()).collect();
+                assert_eq!(props["period"], 300, "{title}");
+                let stat = opts["stat"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{title}: no stat"))
+                    .to_owned();
+                let (namespace, metric, dims) = (strings[0], strings[1], &strings[2..]);
+                let namespace = match namespace {
+                    "NS" => {
+                        assert!(
+                            dims.is_empty(),
+                            "{title}: {metric} without SEARCH must be the rollup"
+                        );
+                        "service"
+                    }
+                    "AWS/Lambda" => {
+                        assert_eq!(dims, ["FunctionName", "FUNCTION"], "{title}");
+                        "AWS/Lambda"
+                    }
+                    other => panic!("{title}: namespace {other}"),
+                };
+                series.push(Series {
+                    metric: metric.to_owned(),
+                    stat,
+                    namespace: namespace.to_owned(),
+                    search: None,
+                    label,
+                    right,
+                });
+            }
+            Widget {
+                title,
+                alarm,
+                series,
+            }
+        })
+        .collect()
+}
+
+pub fn cdk_dashboard(construct: &str) -> Vec<Widget> {
+    let block = ts_const_block(construct, "TAGBEEZ_DASHBOARD");
+    let mut widgets: Vec<Widget> = Vec::new();
+    for line in block.lines().skip(1) {
+        let trimmed = line.trim();
+        if trimmed.starts_with("{ title: ") || trimmed.starts_with("title: ") {
+            let fields = ts_fields(if trimmed.starts_with('{') {
+                trimmed
+            } else {
+                trimmed.trim_end_matches(',')
+            });
+            let get = |key: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| ts_unquote(v))
+            };
+            widgets.push(Widget {
+                title: get("title").unwrap(),
+                alarm: get("alarm"),
+                series: Vec::new(),
+            });
+        } else if trimmed.starts_with("{ metric: ") {
+            let fields = ts_fields(trimmed);
+            let get = |key: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            };
+            let widget = widgets.last_mut().expect("a series inside a widget");
+            widget.series.push(Series {
+                metric: ts_unquote(&get("metric").unwrap()),
+                stat: ts_unquote(&get("stat").expect("stat")),
+                namespace: get("namespace")
+                    .map(|n| ts_unquote(&n))
+                    .unwrap_or_else(|| "service".into()),
+                search: get("search").map(|s| ts_strings(&s)),
+                label: get("label").map(|l| ts_unquote(&l)),
+                right: get("right").as_deref() == Some("true"),
+            });
+        }
+    }
+    widgets
+}
