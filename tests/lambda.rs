@@ -134,6 +134,51 @@ async fn the_http_body_equals_the_direct_invocation_result() {
 }
 
 #[tokio::test]
+async fn explain_and_thresholds_are_the_same_over_http_and_direct_invocation() {
+    let f = Function::new();
+    let options = json!({"explain": true, "thresholds": {"Hot-buyer": 0.99, "Deal-seeker": 0}});
+    let mut body = options.clone();
+    body["message"] = json!(BUY);
+    for (route, operation) in [
+        ("/classify-message", "classify-message"),
+        ("/classify-conversation", "classify-conversation"),
+    ] {
+        let mut body = body.clone();
+        if operation == "classify-conversation" {
+            body["conversation_id"] = json!(format!("options-{}", route.len()));
+        }
+        let event = v2_event(http_v2_example(), "POST", route, Some(&body.to_string()));
+        let via_http = http_response(&f.invoke(event).await, Origin::HttpV2, 200);
+        let mut direct_body = body.clone();
+        direct_body["operation"] = json!(operation);
+        if let Some(id) = direct_body.get_mut("conversation_id") {
+            *id = json!(format!("{}-direct", id.as_str().unwrap()));
+        }
+        let direct = f.invoke(direct_body).await;
+        let (h, d) = match operation {
+            "classify-message" => (via_http, direct),
+            _ => (
+                via_http["message_result"].clone(),
+                direct["message_result"].clone(),
+            ),
+        };
+        assert_eq!(h, d, "{operation}");
+        assert_eq!(h["thresholds"]["Deal-seeker"], json!(0.0), "{h:#}");
+        assert!(
+            selected_tags(&h).contains(&"Deal-seeker"),
+            "a threshold of 0 selects: {h:#}"
+        );
+        assert!(h["explanation"]["tags"].is_array(), "{h:#}");
+    }
+    let refused = f
+        .invoke(
+            json!({"operation": "classify-batch", "messages": [BUY], "thresholds": {"Nope": 0.5}}),
+        )
+        .await;
+    assert_error(&refused, 400, "unknown_tag");
+}
+
+#[tokio::test]
 async fn rest_api_v1_path_with_the_stage_reaches_the_route() {
     let f = Function::new();
     let mut event = v1_event(
