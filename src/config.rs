@@ -161,10 +161,7 @@ impl Config {
             )?,
             metrics_namespace: match get("METRICS_NAMESPACE") {
                 None => "tagbeez".into(),
-                Some((name, v)) if valid_namespace(v) => {
-                    let _ = name;
-                    v.to_owned()
-                }
+                Some((_, v)) if valid_namespace(v) => v.to_owned(),
                 Some((name, v)) => return Err(ConfigError {
                     name,
                     value: v.to_owned(),

@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
-use lambda_runtime::{Context, LambdaEvent};
 use router::*;
 use serde_json::{json, Value};
-use tagbeez::api;
 use tagbeez::service::Tagger;
 use tagbeez::store::MemoryStore;
 
@@ -166,14 +164,7 @@ async fn direct_invocation_is_idempotent_too() {
         Arc::new(MemoryStore::new()),
         config(&[]),
     );
-    let router = api::router(tagger.clone());
-    let invoke = |payload: Value| {
-        let (router, tagger) = (router.clone(), tagger.clone());
-        async move {
-            let event = LambdaEvent::new(payload, Context::default());
-            tagbeez::lambda::dispatch(&router, &tagger, event).await
-        }
-    };
+    let invoke = |payload: Value| invoke(&tagger, payload);
     let op = json!({"operation": "classify-conversation", "conversation_id": "d1",
                     "message": HOT, "message_id": "m-1"});
     let first = invoke(op.clone()).await;

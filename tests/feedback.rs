@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::StatusCode;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use tagbeez::api;
 use tagbeez::cli::export_to;
@@ -181,14 +180,7 @@ async fn bad_corrections_are_400s_that_say_what_was_wrong() {
 #[tokio::test]
 async fn direct_invocation_takes_the_same_feedback_with_the_same_refusals() {
     let tagger = tagger_with(Arc::new(tagbeez::store::MemoryFeedback::default()), &[]);
-    let router = api::router(tagger.clone());
-    let invoke = |payload: Value| {
-        let (router, tagger) = (router.clone(), tagger.clone());
-        async move {
-            let event = LambdaEvent::new(payload, Context::default());
-            tagbeez::lambda::dispatch(&router, &tagger, event).await
-        }
-    };
+    let invoke = |payload: Value| invoke(&tagger, payload);
     let receipt = invoke(json!({"operation": "feedback", "message": "is this on sale", "tags": ["Deal-seeker"], "source": "bot"})).await;
     assert_eq!(receipt["stored"], json!(true), "{receipt}");
     let refused = invoke(json!({"operation": "feedback", "message": "hi", "tags": ["Nope"]})).await;

@@ -45,6 +45,13 @@ pub fn app() -> Router {
     app_with(&[])
 }
 
+/// A direct invocation of `tagger` (a payload with an `operation`), through
+/// `lambda::dispatch` with the router `lambda::run` builds over it.
+pub async fn invoke(tagger: &Tagger, payload: Value) -> Value {
+    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+    tagbeez::lambda::dispatch(&api::router(tagger.clone()), tagger, event).await
+}
+
 /// A response whose body is, always, JSON sent as `application/json`.
 pub struct Reply {
     pub status: StatusCode,
