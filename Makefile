@@ -16,7 +16,7 @@ QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories schemathesis schemathesis-tools bench-features test-demo browser
+	deny deny-advisories bench-peer student schemathesis schemathesis-tools bench-features test-demo browser
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -32,6 +32,8 @@ help:
 	@echo "make schemathesis   the OpenAPI document against the local server, every check and phase"
 	@echo "make deny    licences, banned crates and sources of the dependency graph (cargo-deny, offline)"
 	@echo "make bench   time inference on the embedded model (criterion, ~1-2 min)"
+	@echo "make bench-peer   tract against onnxruntime fp32 and int8 on the same weights, one table (~2 min)"
+	@echo "make student   distil a 3-layer, pruned-vocabulary student from the shipped model into model/work/student/"
 	@echo "make bench-features   metrics on vs off, explain on vs off, side by side (~2 min)"
 	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
 	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
@@ -155,6 +157,23 @@ bench:
 	cargo bench --bench inference
 
 # What metrics (on / paused, Prometheus; BENCH_SINK=emf for the Lambda sink) and `explain`
+# tract (bucketed and one-plan, 1 and 2 threads) against onnxruntime fp32 and dynamic int8 on the
+# same weights, in one run, ratios in the last columns (scripts/bench_peer.py). MODELS="a.onnx b.onnx"
+# benches other tagger graphs, e.g. model/work/student/tagger.onnx after `make student`.
+MODELS ?= model/tagger.onnx
+bench-peer: venv tract-tool
+	$(PY) scripts/bench_peer.py $(MODELS)
+
+# The distilled student (pipeline/distill.py): 3 of the 6 layers and a pruned vocabulary, taught
+# by the shipped model on the training data and the unlabelled pool; exported and quantized into
+# model/work/student/ and measured in tract. It does not replace model/tagger.onnx (see the README).
+student: venv tract-tool
+	cd model && $(PY) -m pipeline.real
+	cd model && $(PY) -m pipeline.distill --out work/student
+	cd model && $(PY) -m pipeline.export --trained work/student --out work/student/tagger.fp32.onnx
+	cd model && $(PY) -m pipeline.quantize --fp32 work/student/tagger.fp32.onnx --trained work/student \
+		--forms weights-int8 --ship work/student/tagger.onnx
+
 # cost per request, side by side in one run through the router (benches/features.rs, ~2 min).
 bench-features:
 	cargo bench $(TEST_PROFILE) --bench features

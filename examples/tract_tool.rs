@@ -4,8 +4,11 @@
 //!   [[..]]}` (one padded batch each) on stdin and prints one `{"logits": [[..]]}` line per
 //!   batch: the pipeline compares it with onnxruntime and scores F1 with it, so the graph is
 //!   checked in the engine the service ships.
-//! - `tract_tool bench MODEL.onnx [RUNS]` prints load time, median latency of one message of
-//!   16, 32 and 64 tokens, and peak memory, as JSON: the quantization table's tract columns.
+//! - `tract_tool bench MODEL.onnx [RUNS] [plain]` prints load time, median latency of one
+//!   message of 8, 16, 32 and 64 tokens, and peak memory, as JSON: the quantization table's
+//!   tract columns and `make bench-peer`'s tract rows. By default on the length-bucketed plans
+//!   the service runs; `plain` uses the one symbolic plan instead. `INFERENCE_THREADS=n`
+//!   spreads each inference over n threads, as the service does.
 //!
 //! It is an example, not a binary, so the Lambda build never packages it.
 
@@ -25,7 +28,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("logits"), Some(path)) => logits(path),
-        (Some("bench"), Some(path)) => bench(path, args.get(3).and_then(|r| r.parse().ok())),
+        (Some("bench"), Some(path)) => bench(
+            path,
+            args.get(3).and_then(|r| r.parse().ok()),
+            args.get(4).is_none_or(|m| m != "plain"),
+        ),
         _ => Err(
             "usage: tract_tool logits MODEL.onnx < inputs.json | bench MODEL.onnx [RUNS]".into(),
         ),
@@ -36,15 +43,19 @@ fn main() {
     }
 }
 
-fn load(path: &str) -> Result<(Engine, f64), Box<dyn std::error::Error>> {
+fn load(path: &str, bucketed: bool) -> Result<(Engine, f64), Box<dyn std::error::Error>> {
     let bytes = std::fs::read(path)?;
+    let threads = std::env::var("INFERENCE_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok());
+    tagbeez::classifier::threads::set(threads.unwrap_or(1));
     let start = Instant::now();
-    let engine = Engine::from_onnx_bytes(&bytes)?;
+    let engine = Engine::load(&bytes, bucketed)?;
     Ok((engine, start.elapsed().as_secs_f64() * 1e3))
 }
 
 fn logits(path: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let (engine, _) = load(path)?;
+    let (engine, _) = load(path, true)?;
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -77,11 +88,15 @@ fn message_of(tokens: usize) -> TokenBatch {
     }
 }
 
-fn bench(path: &str, runs: Option<usize>) -> Result<(), Box<dyn std::error::Error>> {
+fn bench(
+    path: &str,
+    runs: Option<usize>,
+    bucketed: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let runs = runs.unwrap_or(40).max(1);
-    let (engine, load_ms) = load(path)?;
+    let (engine, load_ms) = load(path, bucketed)?;
     let mut p50 = serde_json::Map::new();
-    for tokens in [16usize, 32, 64] {
+    for tokens in [8usize, 16, 32, 64] {
         let batch = message_of(tokens);
         for _ in 0..3 {
             engine.run(&batch)?;

@@ -59,6 +59,8 @@ pub struct Config {
     pub demo_page: DemoPage,
     /// `EXPLAIN_MAX_WORDS`: words of a message explained by occlusion (the rest are not).
     pub explain_max_words: usize,
+    /// `INFERENCE_THREADS`: cores one inference spreads over (tract's multithreaded matmul).
+    pub inference_threads: usize,
 }
 
 /// A setting that could not be used.
@@ -184,6 +186,12 @@ impl Config {
                 |v| (1..=128).contains(v),
                 "1 to 128",
             )?,
+            inference_threads: parse(
+                get("INFERENCE_THREADS"),
+                1usize,
+                |v| (1..=16).contains(v),
+                "1 to 16",
+            )?,
             limit,
             store_deadline: millis(get("STORE_DEADLINE_MS"), 5_000)?,
             host: parse(get("HOST"), IpAddr::from([127, 0, 0, 1]), |_| true, "")?,
@@ -308,6 +316,7 @@ mod tests {
             (MetricsMode::Auto, "tagbeez")
         );
         assert_eq!((c.demo_page, c.explain_max_words), (DemoPage::Auto, 32));
+        assert_eq!(c.inference_threads, 1);
     }
 
     #[test]
@@ -335,6 +344,8 @@ mod tests {
             ("METRICS", "statsd"),
             ("DEMO_PAGE", "yes"),
             ("EXPLAIN_MAX_WORDS", "0"),
+            ("INFERENCE_THREADS", "0"),
+            ("INFERENCE_THREADS", "17"),
             ("FEEDBACK_TTL_DAYS", "0"),
             ("METRICS_NAMESPACE", "a b"),
         ] {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tagbeez::classifier::{embedded, Classifier};
+use tagbeez::classifier::{self, embedded, Classifier};
 use tagbeez::config::{Config, DemoPage};
 use tagbeez::service::Tagger;
 use tagbeez::store::{ConversationStore, DynamoFeedback, DynamoStore, MemoryStore};
@@ -40,6 +40,8 @@ async fn main() -> ExitCode {
         Ok(c) => Arc::new(c),
         Err(e) => return fail(&format!("model: {e}")),
     };
+    classifier::threads::set(config.inference_threads);
+    warm_in_background(&classifier);
     let model_version = classifier.labels().file.model_version.clone();
     if let Err(e) = telemetry::install(
         config.metrics,
@@ -104,4 +106,20 @@ async fn serve(tagger: Tagger, config: &Config) -> Result<(), String> {
 fn fail(message: &str) -> ExitCode {
     eprintln!("tagbeez: {message}");
     ExitCode::FAILURE
+}
+
+/// Optimise the per-length plans off the start-up path: the first answer waits only for its
+/// own length's plan, and later ones for none.
+fn warm_in_background(classifier: &Arc<Classifier>) {
+    let classifier = Arc::clone(classifier);
+    let spawned = std::thread::Builder::new()
+        .name("tagbeez-warm".into())
+        .spawn(move || {
+            if let Err(e) = classifier.warm() {
+                tracing::error!(error = %e, "optimising the model's plans failed");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no warm-up thread; plans are built on first use");
+    }
 }

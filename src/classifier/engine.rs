@@ -1,17 +1,40 @@
 //! The tract runtime for the tagger's ONNX graph: ids and mask in, one row of logits out per
 //! message. It knows nothing of text or tags, so the export-path tests can run any encoder.
+//!
+//! Plans: tract's matmul cost model picks its kernels from the shapes it knows. With symbolic
+//! `batch` and `sequence` it falls back to a default kernel, so a single message runs faster on
+//! a plan optimised for its concrete length. The engine keeps the decluttered graph and builds,
+//! on first use (or ahead, from `warm`), one plan per length bucket for single messages
+//! (padded to the bucket: padded keys are masked out and padded positions are left out of the
+//! pooling, so the logits are the unpadded ones up to float rounding) and one symbolic plan
+//! for batches. Start-up pays only for parsing and decluttering.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use tract_onnx::prelude::*;
 
 use super::ClassifierError;
 
-/// A loaded, optimised and runnable ONNX graph with inputs `input_ids`, `attention_mask`
-/// (int64, `[batch, sequence]`) and one output `[batch, outputs]`.
+/// Single-message length buckets, in tokens (special tokens included). A message longer than
+/// the last one runs on the symbolic plan.
+pub const BUCKETS: [usize; 7] = [8, 16, 24, 32, 48, 64, 128];
+
+/// A loaded ONNX graph with inputs `input_ids`, `attention_mask` (int64, `[batch, sequence]`)
+/// and one output `[batch, outputs]`, and its optimised plans.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    plan: Arc<TypedSimplePlan>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Decluttered, with symbolic `batch` and `sequence` (the ONNX `dim_param` names).
+    model: TypedModel,
+    /// One plan per entry of `BUCKETS`, for a batch of one.
+    buckets: Vec<OnceLock<Result<Arc<TypedSimplePlan>, String>>>,
+    symbolic: OnceLock<Result<Arc<TypedSimplePlan>, String>>,
+    bucketed: bool,
 }
 
 /// A padded batch of token ids, row-major `[batch, sequence]`.
@@ -23,36 +46,136 @@ pub struct TokenBatch {
     pub attention_mask: Vec<i64>,
 }
 
+impl TokenBatch {
+    /// The same rows with `to - sequence` padding tokens (id 0, mask 0) appended to each.
+    fn padded_to(&self, to: usize) -> TokenBatch {
+        let mut out = TokenBatch {
+            batch: self.batch,
+            sequence: to,
+            input_ids: Vec::with_capacity(self.batch * to),
+            attention_mask: Vec::with_capacity(self.batch * to),
+        };
+        let pad = to.saturating_sub(self.sequence);
+        for row in 0..self.batch {
+            let span = row * self.sequence..(row + 1) * self.sequence;
+            out.input_ids
+                .extend_from_slice(&self.input_ids[span.clone()]);
+            out.input_ids.extend(std::iter::repeat_n(0, pad));
+            out.attention_mask
+                .extend_from_slice(&self.attention_mask[span]);
+            out.attention_mask.extend(std::iter::repeat_n(0, pad));
+        }
+        out
+    }
+}
+
+/// The bucket a single message of `tokens` tokens runs in, if any.
+pub fn bucket_of(tokens: usize) -> Option<usize> {
+    BUCKETS.iter().position(|&b| tokens <= b)
+}
+
 impl Engine {
-    /// Parse and optimise once at start-up; the plan is shared read-only afterwards.
+    /// Parse and declutter once at start-up; the one symbolic plan is optimised on first use
+    /// (or ahead, by `warm`).
     ///
-    /// The graph keeps its symbolic `batch` and `sequence` dimensions (named by the ONNX
-    /// `dim_param`s), so one plan serves a single message unpadded and any padded batch.
-    pub fn from_onnx_bytes(mut bytes: &[u8]) -> Result<Self, ClassifierError> {
-        let plan = tract_onnx::onnx()
+    /// Length-bucketed plans are not the default: each optimised plan packs its own copy of
+    /// the weights (about 33 MB for the shipped model, measured by `make bench-peer`), and on the
+    /// machines measured they paid off only from 48-64 tokens (22% at 64), while chat messages
+    /// are mostly under 32.
+    pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Self, ClassifierError> {
+        Self::load(bytes, false)
+    }
+
+    /// As `from_onnx_bytes`; with `bucketed`, a single message runs on a plan optimised for its
+    /// length bucket (built on first use), batches on the symbolic plan.
+    pub fn load(mut bytes: &[u8], bucketed: bool) -> Result<Self, ClassifierError> {
+        let model = tract_onnx::onnx()
             .model_for_read(&mut bytes)?
-            .into_optimized()?
-            .into_runnable()?;
-        Ok(Self { plan })
+            .into_typed()?
+            .into_decluttered()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                model,
+                buckets: BUCKETS.iter().map(|_| OnceLock::new()).collect(),
+                symbolic: OnceLock::new(),
+                bucketed,
+            }),
+        })
+    }
+
+    /// Build plans ahead of their first request, most used lengths first: chat messages are
+    /// mostly under 32 tokens. Meant for a background thread right after start-up.
+    pub fn warm(&self) -> Result<(), ClassifierError> {
+        if self.inner.bucketed {
+            for bucket in [1, 3, 0, 5, 2, 4, 6] {
+                self.bucket_plan(bucket)?;
+            }
+        }
+        self.symbolic_plan().map(|_| ())
+    }
+
+    fn symbolic_plan(&self) -> Result<Arc<TypedSimplePlan>, ClassifierError> {
+        let inner = &self.inner;
+        cached(&inner.symbolic, || optimise(inner.model.clone()))
+    }
+
+    fn bucket_plan(&self, bucket: usize) -> Result<Arc<TypedSimplePlan>, ClassifierError> {
+        let inner = &self.inner;
+        cached(&inner.buckets[bucket], || {
+            let mut values = HashMap::new();
+            values.insert(inner.model.sym("batch"), TDim::Val(1));
+            values.insert(
+                inner.model.sym("sequence"),
+                TDim::Val(BUCKETS[bucket] as i64),
+            );
+            optimise(inner.model.set_symbols(&values)?)
+        })
     }
 
     /// Run the graph; returns the logits row-major, `[batch, outputs]`, and `outputs`.
     pub fn run(&self, tokens: &TokenBatch) -> Result<(Vec<f32>, usize), ClassifierError> {
-        let shape = [tokens.batch, tokens.sequence];
-        let ids = Tensor::from_shape(&shape, &tokens.input_ids)?;
-        let mask = Tensor::from_shape(&shape, &tokens.attention_mask)?;
-        let outputs = self.plan.run(tvec!(ids.into(), mask.into()))?;
-        let logits = outputs
-            .first()
-            .ok_or_else(|| ClassifierError::Engine("the model has no output".into()))?;
-        let view = logits.to_plain_array_view::<f32>()?;
-        let dims = view.shape().to_vec();
-        if dims.len() != 2 || dims[0] != tokens.batch {
-            return Err(ClassifierError::Engine(format!(
-                "expected logits [{}, n], got {dims:?}",
-                tokens.batch
-            )));
+        let bucket =
+            bucket_of(tokens.sequence).filter(|_| tokens.batch == 1 && self.inner.bucketed);
+        match bucket {
+            Some(b) => run_plan(&self.bucket_plan(b)?, &tokens.padded_to(BUCKETS[b])),
+            None => run_plan(&self.symbolic_plan()?, tokens),
         }
-        Ok((view.iter().copied().collect(), dims[1]))
     }
+}
+
+fn optimise(model: TypedModel) -> TractResult<Arc<TypedSimplePlan>> {
+    model.into_optimized()?.into_runnable()
+}
+
+/// The plan in `cell`, built by `build` the first time (a failed build is remembered: the same
+/// graph would fail the same way again).
+fn cached(
+    cell: &OnceLock<Result<Arc<TypedSimplePlan>, String>>,
+    build: impl FnOnce() -> TractResult<Arc<TypedSimplePlan>>,
+) -> Result<Arc<TypedSimplePlan>, ClassifierError> {
+    cell.get_or_init(|| build().map_err(|e| format!("{e:?}")))
+        .clone()
+        .map_err(ClassifierError::Engine)
+}
+
+fn run_plan(
+    plan: &Arc<TypedSimplePlan>,
+    tokens: &TokenBatch,
+) -> Result<(Vec<f32>, usize), ClassifierError> {
+    let shape = [tokens.batch, tokens.sequence];
+    let ids = Tensor::from_shape(&shape, &tokens.input_ids)?;
+    let mask = Tensor::from_shape(&shape, &tokens.attention_mask)?;
+    let outputs = plan.run(tvec!(ids.into(), mask.into()))?;
+    let logits = outputs
+        .first()
+        .ok_or_else(|| ClassifierError::Engine("the model has no output".into()))?;
+    let view = logits.to_plain_array_view::<f32>()?;
+    let dims = view.shape().to_vec();
+    if dims.len() != 2 || dims[0] != tokens.batch {
+        return Err(ClassifierError::Engine(format!(
+            "expected logits [{}, n], got {dims:?}",
+            tokens.batch
+        )));
+    }
+    Ok((view.iter().copied().collect(), dims[1]))
 }

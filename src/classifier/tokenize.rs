@@ -35,40 +35,58 @@ impl TextEncoder {
 
     /// Encode messages and pad them to the longest one (no padding for a single message).
     pub fn encode_batch(&self, messages: &[&str]) -> Result<EncodedBatch, ClassifierError> {
+        let rows = self.encode_rows(messages)?;
+        Ok(EncodedBatch {
+            tokens: pad(&rows.iter().collect::<Vec<_>>()),
+            truncated: rows.iter().map(|r| r.truncated).collect(),
+            lengths: rows.iter().map(|r| r.ids.len()).collect(),
+        })
+    }
+
+    /// Encode each message on its own, unpadded (`classify_batch` groups them by length).
+    pub fn encode_rows(&self, messages: &[&str]) -> Result<Vec<EncodedRow>, ClassifierError> {
         if messages.is_empty() {
             return Err(ClassifierError::Input("empty batch".into()));
         }
-        let encodings = messages
+        messages
             .iter()
-            .map(|m| self.tokenizer.encode(*m, true).map_err(tokenizer_error))
-            .collect::<Result<Vec<_>, _>>()?;
-        let sequence = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
-        let mut tokens = TokenBatch {
-            batch: encodings.len(),
-            sequence,
-            input_ids: Vec::with_capacity(encodings.len() * sequence),
-            attention_mask: Vec::with_capacity(encodings.len() * sequence),
-        };
-        for enc in &encodings {
-            let pad = sequence - enc.len();
-            tokens
-                .input_ids
-                .extend(enc.get_ids().iter().map(|&id| i64::from(id)));
-            tokens.input_ids.extend(std::iter::repeat_n(0, pad));
-            tokens
-                .attention_mask
-                .extend(enc.get_attention_mask().iter().map(|&m| i64::from(m)));
-            tokens.attention_mask.extend(std::iter::repeat_n(0, pad));
-        }
-        Ok(EncodedBatch {
-            tokens,
-            truncated: encodings
-                .iter()
-                .map(|e| !e.get_overflowing().is_empty())
-                .collect(),
-            lengths: encodings.iter().map(|e| e.len()).collect(),
-        })
+            .map(|m| {
+                let enc = self.tokenizer.encode(*m, true).map_err(tokenizer_error)?;
+                Ok(EncodedRow {
+                    ids: enc.get_ids().iter().map(|&id| i64::from(id)).collect(),
+                    truncated: !enc.get_overflowing().is_empty(),
+                })
+            })
+            .collect()
     }
+}
+
+/// One message's token ids (special tokens included) and whether it lost tokens.
+#[derive(Debug, Clone)]
+pub struct EncodedRow {
+    pub ids: Vec<i64>,
+    pub truncated: bool,
+}
+
+/// Rows padded (id 0, mask 0) to the longest of them.
+pub fn pad(rows: &[&EncodedRow]) -> TokenBatch {
+    let sequence = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0).max(1);
+    let mut tokens = TokenBatch {
+        batch: rows.len(),
+        sequence,
+        input_ids: Vec::with_capacity(rows.len() * sequence),
+        attention_mask: Vec::with_capacity(rows.len() * sequence),
+    };
+    for row in rows {
+        let pad = sequence - row.ids.len();
+        tokens.input_ids.extend_from_slice(&row.ids);
+        tokens.input_ids.extend(std::iter::repeat_n(0, pad));
+        tokens
+            .attention_mask
+            .extend(std::iter::repeat_n(1, row.ids.len()));
+        tokens.attention_mask.extend(std::iter::repeat_n(0, pad));
+    }
+    tokens
 }
 
 fn tokenizer_error(err: tokenizers::Error) -> ClassifierError {

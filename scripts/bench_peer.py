@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""tract (the service's engine) against onnxruntime on the same weights, side by side, in one run.
+
+    make bench-peer                      the shipped model
+    make bench-peer MODELS="a.onnx b.onnx"   any tagger graphs (e.g. a distilled student)
+
+Every engine runs in its own process on one message of 8, 16, 32 and 64 tokens, in turn, on
+the same machine: the ratios in the last columns are what to read, not the absolute times
+(these machines are shared). Rows per model:
+- tract, length-bucketed plans (what the service runs), 1 and 2 intra-op threads;
+- tract, the one symbolic plan (the engine before buckets);
+- onnxruntime 1 thread, fp32: the shipped graph with its int8 weights dequantized;
+- onnxruntime 1 thread, its own dynamic int8 (MatMulInteger) of that fp32 graph.
+The onnxruntime peer lives here, in the benchmark tooling, never in the shipped binary.
+Uses the model pipeline's virtualenv (make venv) and examples/tract_tool.rs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+REPO = Path(__file__).resolve().parent.parent
+TOOL = REPO / "target" / "local" / "examples" / "tract_tool"
+LENGTHS = (8, 16, 32, 64)
+RUNS = 60
+
+
+def dequantized(src: Path, dst: Path) -> None:
+    """The graph with every constant `DequantizeLinear` replaced by its fp32 result."""
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    keep, produced = [], []
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and all(n in inits for n in node.input if n):
+            q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+            scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            zero = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32) if len(node.input) > 2 and node.input[2] else 0.0
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            if np.ndim(scale) == 1 and q.ndim > 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale = scale.reshape(shape)
+                zero = zero.reshape(shape) if np.ndim(zero) == 1 else zero
+            produced.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    graph.initializer.extend(produced)
+    onnx.save(model, str(dst))
+
+
+def ort_bench(path: Path) -> dict:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    started = time.perf_counter()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - started) * 1e3
+    p50 = {}
+    for n in LENGTHS:
+        ids = (2000 + (np.arange(n) * 37) % 5000).astype(np.int64)[None, :]
+        ids[0, 0], ids[0, -1] = 101, 102
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        for _ in range(5):
+            session.run(None, feed)
+        times = []
+        for _ in range(RUNS):
+            t = time.perf_counter()
+            session.run(None, feed)
+            times.append((time.perf_counter() - t) * 1e3)
+        p50[str(n)] = float(np.median(times))
+    return {"load_ms": load_ms, "p50_ms": p50}
+
+
+def tract_bench(path: Path, threads: int, plain: bool) -> dict:
+    env = dict(os.environ, INFERENCE_THREADS=str(threads))
+    cmd = [str(TOOL), "bench", str(path), str(RUNS)] + (["plain"] if plain else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout)
+
+
+def in_subprocess(kind: str, path: Path) -> dict:
+    """onnxruntime in its own process, so that peak memory and load are its own."""
+    out = subprocess.run([sys.executable, __file__, "--one", kind, str(path)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def cpu() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        flags = next(line for line in text.splitlines() if line.startswith("flags"))
+        isa = "AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
+        return f"{name}, {isa}, {os.cpu_count()} cores"
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def table(models: list[Path]) -> None:
+    print(f"CPU: {cpu()}; one message, median of {RUNS} runs per length; onnxruntime 1 thread\n")
+    head = " | ".join(f"{n} tok" for n in LENGTHS)
+    ratio = " | ".join(f"/ort-int8 {n}" for n in LENGTHS)
+    print(f"| model | engine | load ms | peak RSS MB | {head} | {ratio} |")
+    print("|---|---|---:|---:|" + "---:|" * (2 * len(LENGTHS)))
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            fp32, int8 = Path(tmp, f"{model.stem}.fp32.onnx"), Path(tmp, f"{model.stem}.ort-int8.onnx")
+            dequantized(model, fp32)
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            rows = [
+                ("tract, bucketed plans, 1 thread", tract_bench(model, 1, False)),
+                ("tract, bucketed plans, 2 threads", tract_bench(model, 2, False)),
+                ("tract, one symbolic plan, 1 thread", tract_bench(model, 1, True)),
+                ("onnxruntime fp32", in_subprocess("ort", fp32)),
+                ("onnxruntime dynamic int8", in_subprocess("ort", int8)),
+            ]
+            base = rows[-1][1]["p50_ms"]
+            for name, r in rows:
+                cells = " | ".join(f"{r['p50_ms'][str(n)]:.2f}" for n in LENGTHS)
+                ratios = " | ".join(f"{r['p50_ms'][str(n)] / base[str(n)]:.2f}" for n in LENGTHS)
+                print(f"| {model.name} ({model.stat().st_size / 1e6:.1f} MB) | {name} | {r['load_ms']:.0f} | "
+                      f"{r.get('peak_rss_mb', 0):.0f} | {cells} | {ratios} |", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*", type=Path, default=[REPO / "model" / "tagger.onnx"])
+    p.add_argument("--one", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        result = ort_bench(Path(args.one[1]))
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return 0
+    table(args.models)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
