@@ -84,6 +84,8 @@ export interface TagbeezSettings {
   readonly demoPage?: boolean;
   /** `EXPLAIN_MAX_WORDS`: words of a message explained by occlusion, 1 to 128. @default 32 */
   readonly explainMaxWords?: number;
+  /** `INFERENCE_THREADS`: cores one inference spreads over, 1 to 16 (2 from 1,769 MB). @default 1 */
+  readonly inferenceThreads?: number;
 }
 
 export interface TagbeezServiceProps extends TagbeezSettings {
@@ -929,6 +931,7 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     );
   }
   const explainMaxWords = checkInt('explainMaxWords', settings.explainMaxWords ?? 32, 1, 128);
+  const inferenceThreads = checkInt('inferenceThreads', settings.inferenceThreads ?? 1, 1, 16);
   return {
     WINDOW_SIZE: numberText(windowSize),
     WINDOW_DECAY: numberText(windowDecay),
@@ -946,6 +949,7 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     METRICS_NAMESPACE: metricsNamespace,
     DEMO_PAGE: settings.demoPage ? 'on' : 'off',
     EXPLAIN_MAX_WORDS: numberText(explainMaxWords),
+    INFERENCE_THREADS: numberText(inferenceThreads),
   };
 }
 

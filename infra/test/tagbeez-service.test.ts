@@ -81,6 +81,7 @@ const customized = synth({
   metricsNamespace: 'shop/tagbeez',
   demoPage: true,
   explainMaxWords: 16,
+  inferenceThreads: 2,
   feedbackTableRemovalPolicy: RemovalPolicy.DESTROY,
   alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alerts',
   alarmNamePrefix: 'shop-tagbeez',
@@ -149,6 +150,7 @@ const SERVICE_ENV_DEFAULTS: Record<string, string> = {
   METRICS_NAMESPACE: 'tagbeez',
   DEMO_PAGE: 'off',
   EXPLAIN_MAX_WORDS: '32',
+  INFERENCE_THREADS: '1',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -210,6 +212,7 @@ describe('function', () => {
           METRICS_NAMESPACE: 'shop/tagbeez',
           DEMO_PAGE: 'on',
           EXPLAIN_MAX_WORDS: '16',
+          INFERENCE_THREADS: '2',
           TABLE_NAME: { Ref: table.id },
           FEEDBACK_TABLE_NAME: { Ref: feedback.id },
         }),
@@ -246,6 +249,8 @@ describe('function', () => {
       [{ metricsNamespace: 'quo"te' }, /metricsNamespace/],
       [{ explainMaxWords: 0 }, /explainMaxWords/],
       [{ explainMaxWords: 129 }, /explainMaxWords/],
+      [{ inferenceThreads: 0 }, /inferenceThreads/],
+      [{ inferenceThreads: 17 }, /inferenceThreads/],
       [{ alarmTopicArn: 'ops-alerts' }, /alarmTopicArn/],
       [{ alarmTopicArn: 'arn:aws:sqs:eu-west-1:123456789012:queue' }, /alarmTopicArn/],
     ];
