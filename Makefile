@@ -173,6 +173,7 @@ student: venv tract-tool
 	cd model && $(PY) -m pipeline.export --trained work/student --out work/student/tagger.fp32.onnx
 	cd model && $(PY) -m pipeline.quantize --fp32 work/student/tagger.fp32.onnx --trained work/student \
 		--forms weights-int8 --ship work/student/tagger.onnx
+	cd model && $(PY) -m pipeline.distill --score work/student
 
 # cost per request, side by side in one run through the router (benches/features.rs, ~2 min).
 bench-features:

@@ -1,5 +1,6 @@
 //! Inference cost on the real embedded model: one message at 8, 16, 32 and 64 tokens, a
-//! padded batch of 32 mixed messages, and start-up (`Classifier::load`).
+//! batch of 32 mixed messages (split by length, as the service runs it, beside the one padded
+//! batch it used to be), and start-up (`Classifier::load`, and load plus the first answer).
 //!
 //! Single-threaded, as tract runs a plan by default, and as one Lambda vCPU would.
 //! Run with `make bench` (`cargo bench --bench inference`); one run takes about a minute after
@@ -11,7 +12,7 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use tagbeez::classifier::{embedded, Classifier};
+use tagbeez::classifier::{embedded, Classifier, Engine, LabelFile, TextEncoder};
 
 /// One natural shop message per target length, as (target tokens, message).
 const SINGLE: [(usize, &str); 4] = [
@@ -126,6 +127,17 @@ fn batch(c: &mut Criterion) {
     group.bench_function("32_mixed", |b| {
         b.iter(|| classifier.classify_batch(black_box(&messages)).unwrap())
     });
+    // Before issue 12: the whole batch padded to its longest message, one inference.
+    let files = embedded::model_files();
+    let labels: LabelFile = serde_json::from_slice(files.labels_json).expect("labels.json");
+    let encoder = TextEncoder::from_bytes(files.tokenizer_json, labels.max_tokens).unwrap();
+    let engine = Engine::from_onnx_bytes(files.onnx).unwrap();
+    group.bench_function("32_mixed_one_padded_batch", |b| {
+        b.iter(|| {
+            let encoded = encoder.encode_batch(black_box(&messages)).unwrap();
+            engine.run(&encoded.tokens).unwrap()
+        })
+    });
     group.finish();
 }
 
@@ -138,6 +150,13 @@ fn startup(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5));
     group.bench_function("load_embedded", |b| {
         b.iter(|| Classifier::load(black_box(embedded::model_files())).unwrap())
+    });
+    // What a cold start waits for: the plan is optimised on the first request.
+    group.bench_function("load_and_first_answer", |b| {
+        b.iter(|| {
+            let classifier = Classifier::load(black_box(embedded::model_files())).unwrap();
+            classifier.classify_batch(&[SINGLE[1].1]).unwrap()
+        })
     });
     group.finish();
 }

@@ -189,6 +189,35 @@ def _soft_batches(rows: list[dict], targets: torch.Tensor, size: int, rng: rando
         yield [rows[i]["message"] for i in part], targets[part]
 
 
+def score(folder: Path) -> dict:
+    """The exported student (`folder/tagger.onnx`, int8 as shipped) on every fixed set, at its
+    own thresholds and calibration: micro/macro-F1 beside the shipped model's model card."""
+    from . import realeval
+    from .evaluate import load_external, load_real
+    from .metrics import report
+
+    summary = json.loads((folder / "training.json").read_text())
+    tags = list(ds.TAGS)
+    th = np.array([summary["thresholds"][t] for t in tags])
+    temps = np.array([summary["temperatures"][t] for t in tags])
+    onnx, tok = folder / "tagger.onnx", folder / "tokenizer.json"
+
+    def probs(rows):
+        return onnxruntime_probabilities(onnx, tok, summary["max_tokens"], [r["message"] for r in rows])
+
+    out = {}
+    for name, rows in (("test", ds.load_split("test")), ("external", load_external() or [])):
+        if rows:
+            y = np.array([ds.label_vector(r["tags"]) for r in rows])
+            r = report(y, probs(rows), th, tags)
+            out[name] = {"micro_f1": r["micro_f1"], "macro_f1": r["macro_f1"]}
+    for split, rows in (load_real() or {}).items():
+        r = realeval.real_report(rows, probs(rows), th, temps, tags)["random"]
+        out[f"real_{split}_random"] = {"micro_f1": r["micro_f1"], "macro_f1": r["macro_f1"]}
+    (folder / "score.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", default=None, help="local BERT-family checkpoint folder (default: MiniLM-L6)")
@@ -213,6 +242,11 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--score"]:
+        print(json.dumps(score(Path(sys.argv[2])), indent=2))
+        raise SystemExit(0)
     s = distil(parse_args())
     print(f"best epoch {s['best_epoch']}: val objective {s['val_micro_f1_at_0.5']} at 0.5, "
           f"{s['val_micro_f1_tuned']} tuned, real {s['real_val_micro_f1_tuned']}; {s['train_seconds']}s")
