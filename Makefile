@@ -159,10 +159,13 @@ bench:
 # What metrics (on / paused, Prometheus; BENCH_SINK=emf for the Lambda sink) and `explain`
 # tract (bucketed and one-plan, 1 and 2 threads) against onnxruntime fp32 and dynamic int8 on the
 # same weights, in one run, ratios in the last columns (scripts/bench_peer.py). MODELS="a.onnx b.onnx"
-# benches other tagger graphs, e.g. model/work/student/tagger.onnx after `make student`.
+# benches other tagger graphs, e.g. model/work/student/tagger.onnx after `make student`. Then the HTTP
+# comparison: `tagbeez serve` against a FastAPI + uvicorn + onnxruntime-int8 peer (scripts/peer_app.py).
 MODELS ?= model/tagger.onnx
 bench-peer: venv tract-tool
-	$(PY) scripts/bench_peer.py $(MODELS)
+	cargo build $(TEST_PROFILE) --bin tagbeez
+	$(PY) -m pip install --quiet --disable-pip-version-check -r scripts/bench-peer-requirements.txt
+	$(PY) scripts/bench_peer.py --http $(MODELS)
 
 # The distilled student (pipeline/distill.py): 3 of the 6 layers and a pruned vocabulary, taught
 # by the shipped model on the training data and the unlabelled pool; exported and quantized into

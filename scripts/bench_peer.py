@@ -12,6 +12,12 @@ the same machine: the ratios in the last columns are what to read, not the absol
 - onnxruntime 1 thread, fp32: the shipped graph with its int8 weights dequantized;
 - onnxruntime 1 thread, its own dynamic int8 (MatMulInteger) of that fp32 graph.
 The onnxruntime peer lives here, in the benchmark tooling, never in the shipped binary.
+
+`--http` adds the HTTP comparison: `tagbeez serve` (target/local/tagbeez) against a FastAPI +
+uvicorn + onnxruntime-int8 server on the same weights (scripts/peer_app.py), both on loopback,
+the external messages (../shared/eval/external.jsonl, else the machine-written test split) sent
+one at a time over one kept-alive connection each, alternating between the two servers so that
+both see the same machine at the same moment; --requests per server, bounded.
 Uses the model pipeline's virtualenv (make venv) and examples/tract_tool.rs.
 """
 
@@ -148,9 +154,95 @@ def table(models: list[Path]) -> None:
                       f"{r.get('peak_rss_mb', 0):.0f} | {cells} | {ratios} |", flush=True)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_messages() -> list[str]:
+    external = REPO.parent / "shared" / "eval" / "external.jsonl"
+    path = external if external.exists() else REPO / "model" / "data" / "test.jsonl"
+    return [json.loads(line)["message"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
+    import http.client
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on {port} exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server on {port} not healthy within {seconds} s")
+
+
+def http_table(model: Path, requests: int) -> None:
+    import http.client
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    binary = Path(os.environ.get("TAGBEEZ_BIN", REPO / "target" / "local" / "tagbeez"))
+    messages = http_messages()
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp, "peer.fp32.onnx"), Path(tmp, "peer.int8.onnx")
+        dequantized(model, fp32)
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        ours, theirs = free_port(), free_port()
+        env = dict(os.environ, PORT=str(ours), HOST="127.0.0.1", METRICS="off", LOG_LEVEL="warn")
+        env.pop("TABLE_NAME", None)
+        peer_env = dict(os.environ, PEER_ONNX=str(int8), PEER_TOKENIZER=str(REPO / "model" / "tokenizer.json"),
+                        PEER_LABELS=str(REPO / "model" / "labels.json"), OMP_NUM_THREADS="1")
+        procs = [
+            subprocess.Popen([str(binary), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([sys.executable, "-m", "uvicorn", "peer_app:app", "--app-dir", str(REPO / "scripts"),
+                              "--host", "127.0.0.1", "--port", str(theirs), "--log-level", "warning"],
+                             env=peer_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        ]
+        try:
+            for port, proc in zip((ours, theirs), procs):
+                wait_healthy(port, proc)
+            conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                     for name, port in (("tagbeez", ours), ("fastapi", theirs))}
+            times = {name: [] for name in conns}
+            for i in range(requests + 30):
+                body = json.dumps({"message": messages[i % len(messages)]})
+                for name in (("tagbeez", "fastapi") if i % 2 else ("fastapi", "tagbeez")):
+                    t = time.perf_counter()
+                    conns[name].request("POST", "/classify-message", body, {"content-type": "application/json"})
+                    response = conns[name].getresponse()
+                    response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"{name} answered {response.status}")
+                    if i >= 30:
+                        times[name].append((time.perf_counter() - t) * 1e3)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)
+    print(f"\nHTTP, POST /classify-message, {requests} messages each one at a time on loopback, alternating\n")
+    print("| server | p50 ms | p90 ms | p99 ms | p50 / FastAPI |")
+    print("|---|---:|---:|---:|---:|")
+    base = float(np.median(times["fastapi"]))
+    for name, label in (("tagbeez", "tagbeez serve (tract, shipped)"), ("fastapi", "FastAPI + uvicorn + onnxruntime int8")):
+        t = np.array(times[name])
+        print(f"| {label} | {np.median(t):.2f} | {np.percentile(t, 90):.2f} | {np.percentile(t, 99):.2f} | "
+              f"{np.median(t) / base:.2f} |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", type=Path, default=[REPO / "model" / "tagger.onnx"])
+    p.add_argument("--http", action="store_true", help="also the HTTP comparison against a FastAPI peer")
+    p.add_argument("--requests", type=int, default=400, help="HTTP requests per server (at most 5000)")
     p.add_argument("--one", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -159,6 +251,8 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     table(args.models)
+    if args.http:
+        http_table(args.models[0], min(args.requests, 5000))
     return 0
 
 
