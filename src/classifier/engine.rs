@@ -6,7 +6,8 @@
 //! a plan optimised for its concrete length. The engine keeps the decluttered graph and builds,
 //! on first use (or ahead, from `warm`), one plan per length bucket for single messages
 //! (padded to the bucket: padded keys are masked out and padded positions are left out of the
-//! pooling, so the logits are the unpadded ones up to float rounding) and one symbolic plan
+//! pooling, so the logits are the unpadded ones up to float rounding; not so for a graph that
+//! quantizes activations dynamically, whose ranges would include the padding) and one symbolic plan
 //! for batches. Start-up pays only for parsing and decluttering.
 
 use std::collections::HashMap;
