@@ -39,7 +39,7 @@ from .evaluate import onnxruntime_probabilities
 from .metrics import micro_f1, tune_thresholds_weighted
 from .tagger import Tagger, load_encoder
 from .train import (BUCKET, MIN_CALIBRATION_POSITIVES, REAL_DIR, REAL_WEIGHT, SEED, calibration, default_base,
-                    encode, fold_temperatures, labels_of, load_tokenizer, logits_of, make_optimizer, objective,
+                    encode, fold_temperatures, labels_of, load_tokenizer, logits_of, make_optimizer, Progress,
                     probabilities, read_rows, seed_everything)
 
 # Labelled rows learn from both: the label keeps the student honest where the teacher errs,
@@ -104,7 +104,7 @@ def distil(args) -> dict:
     loss_fn = nn.BCEWithLogitsLoss()
     rng = random.Random(args.seed)
     y_val, y_real = labels_of(val_rows), labels_of(real_val)
-    best, best_epoch, history, bad_epochs = -1.0, -1, [], 0
+    progress = Progress(out, args.patience, started)
     half = np.full(len(ds.TAGS), 0.5)
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -120,20 +120,8 @@ def distil(args) -> dict:
             total, n = total + loss.item() * len(messages), n + len(messages)
         machine_f1 = micro_f1(y_val, probabilities(model, tok, val_rows), half)
         real_f1 = micro_f1(y_real, probabilities(model, tok, real_val), half)
-        val_f1 = objective(machine_f1, real_f1)
-        history.append({"epoch": epoch, "train_loss": round(total / n, 5), "val_micro_f1": round(machine_f1, 4),
-                        "real_val_micro_f1": round(real_f1, 4), "objective": round(val_f1, 4),
-                        "elapsed_s": round(time.time() - started, 1)})
-        print(f"epoch {epoch}: loss {total / n:.4f} val micro-F1 {machine_f1:.4f} real {real_f1:.4f} "
-              f"objective {val_f1:.4f} ({time.time() - started:.0f}s)", flush=True)
-        if val_f1 > best:
-            best, best_epoch, bad_epochs = val_f1, epoch, 0
-            torch.save(model.state_dict(), out / "state.pt")
-        else:
-            bad_epochs += 1
-            if bad_epochs >= args.patience:
-                print(f"early stop: no gain for {args.patience} epochs", flush=True)
-                break
+        if not progress.epoch(model, epoch, total / n, machine_f1, real_f1):
+            break
     model.load_state_dict(torch.load(out / "state.pt"))
     temperatures = calibration(logits_of(model, tok, real_val), y_real, logits_of(model, tok, val_rows), y_val)
     fold_temperatures(model, temperatures)
@@ -153,8 +141,8 @@ def distil(args) -> dict:
         "max_tokens": args.max_tokens,
         "hyperparameters": {k: getattr(args, k) for k in
                             ("epochs", "batch_size", "lr", "head_lr", "warmup", "patience", "threads")},
-        "best_epoch": best_epoch,
-        "val_micro_f1_at_0.5": round(best, 4),
+        "best_epoch": progress.best_epoch,
+        "val_micro_f1_at_0.5": round(progress.best, 4),
         "val_micro_f1_tuned": round(micro_f1(y_val, val_probs, thresholds), 4),
         "real_val_micro_f1_tuned": round(micro_f1(y_real, real_probs, thresholds), 4),
         "real_weight": round(REAL_WEIGHT, 4),
@@ -164,7 +152,7 @@ def distil(args) -> dict:
             "real validation" if n >= MIN_CALIBRATION_POSITIVES else "real + machine-written validation"
             for n in y_real.sum(axis=0)])),
         "thresholds": dict(zip(ds.TAGS, thresholds.tolist())),
-        "history": history,
+        "history": progress.history,
         "train_seconds": round(time.time() - started, 1),
         "train_messages": len(train_rows),
         "real_train_messages": sum("id" in r for r in train_rows),

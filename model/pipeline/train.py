@@ -223,6 +223,33 @@ def make_optimizer(model: Tagger, lr: float, head_lr: float, steps: int, warmup:
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
 
+class Progress:
+    """Early stopping on the validation objective and the per-epoch history, shared by `train`
+    and `distill`: the best epoch's weights are saved to `out/state.pt`."""
+
+    def __init__(self, out: Path, patience: int, started: float):
+        self.out, self.patience, self.started = out, patience, started
+        self.best, self.best_epoch, self.bad_epochs, self.history = -1.0, -1, 0, []
+
+    def epoch(self, model: nn.Module, epoch: int, loss: float, machine_f1: float, real_f1: float | None) -> bool:
+        """Record one epoch, saving the model if it is the best so far. False: stop training."""
+        val_f1 = objective(machine_f1, real_f1)
+        self.history.append({"epoch": epoch, "train_loss": round(loss, 5), "val_micro_f1": round(machine_f1, 4),
+                             "real_val_micro_f1": None if real_f1 is None else round(real_f1, 4),
+                             "objective": round(val_f1, 4), "elapsed_s": round(time.time() - self.started, 1)})
+        print(f"epoch {epoch}: loss {loss:.4f} val micro-F1 {machine_f1:.4f} real {real_f1} "
+              f"objective {val_f1:.4f} ({time.time() - self.started:.0f}s)", flush=True)
+        if val_f1 > self.best:
+            self.best, self.best_epoch, self.bad_epochs = val_f1, epoch, 0
+            torch.save(model.state_dict(), self.out / "state.pt")
+            return True
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            print(f"early stop: no gain for {self.patience} epochs", flush=True)
+            return False
+        return True
+
+
 def train(args) -> dict:
     seed_everything(args.seed)
     torch.set_num_threads(args.threads)
@@ -239,10 +266,10 @@ def train(args) -> dict:
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     rng = random.Random(args.seed)
     y_val, y_real = labels_of(val_rows), labels_of(real_val)
-    best, best_epoch, history, bad_epochs = -1.0, -1, [], 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    progress = Progress(out, args.patience, started)
     for epoch in range(1, args.epochs + 1):
         model.train()
         total, n = 0.0, 0
@@ -258,20 +285,8 @@ def train(args) -> dict:
         half = np.full(len(ds.TAGS), 0.5)
         machine_f1 = micro_f1(y_val, probabilities(model, tok, val_rows, with_context=ctx), half)
         real_f1 = micro_f1(y_real, probabilities(model, tok, real_val, with_context=ctx), half) if real_val else None
-        val_f1 = objective(machine_f1, real_f1)
-        history.append({"epoch": epoch, "train_loss": round(total / n, 5), "val_micro_f1": round(machine_f1, 4),
-                        "real_val_micro_f1": None if real_f1 is None else round(real_f1, 4),
-                        "objective": round(val_f1, 4), "elapsed_s": round(time.time() - started, 1)})
-        print(f"epoch {epoch}: loss {total / n:.4f} val micro-F1 {machine_f1:.4f} real {real_f1} "
-              f"objective {val_f1:.4f} ({time.time() - started:.0f}s)", flush=True)
-        if val_f1 > best:
-            best, best_epoch, bad_epochs = val_f1, epoch, 0
-            torch.save(model.state_dict(), out / "state.pt")
-        else:
-            bad_epochs += 1
-            if bad_epochs >= args.patience:
-                print(f"early stop: no gain for {args.patience} epochs", flush=True)
-                break
+        if not progress.epoch(model, epoch, total / n, machine_f1, real_f1):
+            break
     model.load_state_dict(torch.load(out / "state.pt"))
     temperatures = np.ones(len(ds.TAGS))
     if real_val:
@@ -295,8 +310,8 @@ def train(args) -> dict:
         "hyperparameters": {k: getattr(args, k) for k in
                             ("epochs", "batch_size", "lr", "head_lr", "warmup", "patience", "threads",
                              "pos_weight_power")},
-        "best_epoch": best_epoch,
-        "val_micro_f1_at_0.5": round(best, 4),
+        "best_epoch": progress.best_epoch,
+        "val_micro_f1_at_0.5": round(progress.best, 4),
         "val_micro_f1_tuned": round(micro_f1(y_val, val_probs, thresholds), 4),
         "real_val_micro_f1_tuned": round(micro_f1(y_real, real_probs, thresholds), 4) if real_val else None,
         "real_weight": round(REAL_WEIGHT, 4) if real_val else 0.0,
@@ -307,7 +322,7 @@ def train(args) -> dict:
             "real validation" if n >= MIN_CALIBRATION_POSITIVES else "real + machine-written validation"
             for n in (y_real.sum(axis=0) if real_val else np.zeros(len(ds.TAGS)))])),
         "thresholds": dict(zip(ds.TAGS, thresholds.tolist())),
-        "history": history,
+        "history": progress.history,
         "train_seconds": round(time.time() - started, 1),
         "train_messages": len(train_rows),
         "real_train_messages": sum("id" in r for r in train_rows),
