@@ -9,6 +9,13 @@
 //!   tract columns and `make bench-peer`'s tract rows. By default on the length-bucketed plans
 //!   the service runs; `plain` uses the one symbolic plan instead. `INFERENCE_THREADS=n`
 //!   spreads each inference over n threads, as the service does.
+//! - `tract_tool startup MODEL.onnx [RUNS]` prints, as one JSON line per form, the median over
+//!   RUNS (default 5) of each start-up phase in milliseconds: decoding the protobuf, building
+//!   tract's graph, widening constant int8 weights to f32 (`widened` form only, as
+//!   `Engine::load` does), typing, decluttering (what `Engine::load` does before the service
+//!   answers), optimising into a plan, and the first run of a 16-token message. The `as_stored`
+//!   form skips the widening, so tract types and folds the int8 weights itself; both decode the
+//!   protobuf in place as `Engine::load` does, and the two alternate in each run.
 //!
 //! It is an example, not a binary, so the Lambda build never packages it.
 
@@ -28,13 +35,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("logits"), Some(path)) => logits(path),
+        (Some("startup"), Some(path)) => startup(path, args.get(3).and_then(|r| r.parse().ok())),
         (Some("bench"), Some(path)) => bench(
             path,
             args.get(3).and_then(|r| r.parse().ok()),
             args.get(4).is_none_or(|m| m != "plain"),
         ),
         _ => Err(
-            "usage: tract_tool logits MODEL.onnx < inputs.json | bench MODEL.onnx [RUNS]".into(),
+            "usage: tract_tool logits MODEL.onnx < inputs.json | bench MODEL.onnx [RUNS] [plain] \
+             | startup MODEL.onnx [RUNS]"
+                .into(),
         ),
     };
     if let Err(err) = result {
@@ -131,4 +141,68 @@ fn peak_rss_mb() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Each start-up phase on its own clock, the median of `runs` fresh loads.
+fn startup(path: &str, runs: Option<usize>) -> Result<(), Box<dyn std::error::Error>> {
+    use tract_onnx::prelude::*;
+    let bytes = std::fs::read(path)?;
+    let names = [
+        "read",
+        "parse",
+        "widen",
+        "type",
+        "declutter",
+        "optimise",
+        "first_run_16",
+    ];
+    let forms = ["as_stored", "widened"];
+    let mut times = vec![vec![Vec::<f64>::new(); names.len()]; forms.len()];
+    let message = message_of(16);
+    let ids = tract_ndarray::Array2::from_shape_vec((1, 16), message.input_ids)?;
+    let mask = tract_ndarray::Array2::from_shape_vec((1, 16), message.attention_mask)?;
+    // The two forms alternate within each run, so that both see the same machine.
+    for _ in 0..runs.unwrap_or(5).max(1) {
+        for (form, times) in times.iter_mut().enumerate() {
+            let mut clock = Instant::now();
+            let mut lap = |phase: usize| {
+                times[phase].push(clock.elapsed().as_secs_f64() * 1e3);
+                clock = Instant::now();
+            };
+            let onnx = tract_onnx::onnx();
+            let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes.as_slice())?;
+            let axes = tagbeez::classifier::DequantizeAxes::of(&proto);
+            lap(0);
+            let mut model = onnx.model_for_proto_model(&proto)?;
+            drop(proto);
+            lap(1);
+            if form == 1 {
+                axes.widen(&mut model)?;
+            }
+            lap(2);
+            let typed = model.into_typed()?;
+            lap(3);
+            let decluttered = typed.into_decluttered()?;
+            lap(4);
+            let plan = decluttered.into_optimized()?.into_runnable()?;
+            lap(5);
+            plan.run(tvec!(ids.clone().into_tvalue(), mask.clone().into_tvalue()))?;
+            lap(6);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (form, times) in forms.iter().zip(times.iter_mut()) {
+        let mut out = serde_json::Map::new();
+        out.insert("form".into(), (*form).into());
+        for (name, v) in names.iter().zip(times.iter_mut()) {
+            out.insert(name.to_string(), median(v).into());
+        }
+        let total: f64 = times.iter_mut().map(median).sum();
+        out.insert("total".into(), total.into());
+        println!("{}", serde_json::Value::Object(out));
+    }
+    Ok(())
 }

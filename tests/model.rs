@@ -146,3 +146,32 @@ fn reference_fixes_and_hard_negatives_hold() {
     }
     assert!(!selected_tags("I'm not new here").contains(&"First-time-visitor".to_string()));
 }
+
+/// The shipped tokenizer is pruned with the model (`make prune`); a tokenizer with more pieces
+/// than the embedding table (the full base vocabulary beside a pruned model, say) must fail
+/// at load with a message, not on the first message that holds a dropped piece.
+#[test]
+fn a_tokenizer_with_pieces_the_model_has_no_row_for_is_refused_at_load() {
+    let mut tokenizer: serde_json::Value = serde_json::from_slice(&FILES.1).unwrap();
+    let vocab = tokenizer["model"]["vocab"].as_object_mut().unwrap();
+    let pieces = vocab.len();
+    assert!(pieces < 30_522, "the shipped vocabulary is pruned");
+    for extra in 0..3 {
+        vocab.insert(format!("zzextra{extra}"), (pieces + extra).into());
+    }
+    let bytes = serde_json::to_vec(&tokenizer).unwrap();
+    let loaded = Classifier::load(ModelFiles {
+        onnx: &FILES.0,
+        tokenizer_json: &bytes,
+        labels_json: &FILES.2,
+    });
+    let Err(err) = loaded else {
+        panic!("a tokenizer with three pieces too many loaded");
+    };
+    let err = err.to_string();
+    let expected = format!(
+        "{} pieces but the model's embedding table only {pieces} rows",
+        pieces + 3
+    );
+    assert!(err.contains(&expected), "{err}");
+}

@@ -3,18 +3,23 @@
 //!
 //! Plans: tract's matmul cost model picks its kernels from the shapes it knows. With symbolic
 //! `batch` and `sequence` it falls back to a default kernel, so a single message runs faster on
-//! a plan optimised for its concrete length. The engine keeps the decluttered graph and builds,
-//! on first use (or ahead, from `warm`), one plan per length bucket for single messages
-//! (padded to the bucket: padded keys are masked out and padded positions are left out of the
-//! pooling, so the logits are the unpadded ones up to float rounding; not so for a graph that
-//! quantizes activations dynamically, whose ranges would include the padding) and one symbolic plan
-//! for batches. Start-up pays only for parsing and decluttering.
+//! a plan optimised for its concrete length. With per-length plans on, the engine keeps the
+//! decluttered graph and builds, on first use (or ahead, from `warm`), one plan per length
+//! bucket for single messages (padded to the bucket: padded keys are masked out and padded
+//! positions are left out of the pooling, so the logits are the unpadded ones up to float
+//! rounding; not so for a graph that quantizes activations dynamically, whose ranges would
+//! include the padding) and one symbolic plan for batches. Off (the default), the one symbolic
+//! plan takes the graph. Start-up pays only for decoding, parsing, widening and decluttering.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use prost::Message;
+use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::Gather;
 
+use super::dequantize::DequantizeAxes;
 use super::ClassifierError;
 
 /// Single-message length buckets, in tokens (special tokens included). A message longer than
@@ -30,8 +35,13 @@ pub struct Engine {
 
 #[derive(Debug)]
 struct Inner {
-    /// Decluttered, with symbolic `batch` and `sequence` (the ONNX `dim_param` names).
-    model: TypedModel,
+    /// Decluttered, with symbolic `batch` and `sequence` (the ONNX `dim_param` names), while a
+    /// plan may still be built from it. Without per-length plans the one symbolic plan takes
+    /// it: the plan packs its own copy of the weights, and keeping the graph would hold them
+    /// twice for the life of the process (~42 MB for the shipped model).
+    model: Mutex<Option<TypedModel>>,
+    /// Rows of the word-embedding table, read off the graph at load.
+    embedding_rows: Option<usize>,
     /// One plan per entry of `BUCKETS`, for a batch of one.
     buckets: Vec<OnceLock<Result<Arc<TypedSimplePlan>, String>>>,
     symbolic: OnceLock<Result<Arc<TypedSimplePlan>, String>>,
@@ -89,19 +99,35 @@ impl Engine {
 
     /// As `from_onnx_bytes`; with `bucketed`, a single message runs on a plan optimised for its
     /// length bucket (built on first use), batches on the symbolic plan.
-    pub fn load(mut bytes: &[u8], bucketed: bool) -> Result<Self, ClassifierError> {
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes)?
-            .into_typed()?
-            .into_decluttered()?;
+    ///
+    /// Constant int8 weights are widened to f32 right after parsing (`DequantizeAxes`
+    /// says why: it is most of what typing cost).
+    pub fn load(bytes: &[u8], bucketed: bool) -> Result<Self, ClassifierError> {
+        let onnx = tract_onnx::onnx();
+        // Decoded in place: tract's own reader first copies the file (20 MB) into a buffer.
+        let proto = ModelProto::decode(bytes)
+            .map_err(|e| ClassifierError::Engine(format!("the ONNX file does not decode: {e}")))?;
+        let axes = DequantizeAxes::of(&proto);
+        let mut model = onnx.model_for_proto_model(&proto)?;
+        drop(proto);
+        axes.widen(&mut model)?;
+        let model = model.into_typed()?.into_decluttered()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                model,
+                embedding_rows: embedding_rows(&model),
+                model: Mutex::new(Some(model)),
                 buckets: BUCKETS.iter().map(|_| OnceLock::new()).collect(),
                 symbolic: OnceLock::new(),
                 bucketed,
             }),
         })
+    }
+
+    /// Rows of the largest constant table a `Gather` reads: the word embeddings. A token id at
+    /// or past it has no row, so `Classifier::load` checks the tokenizer against it (a pruned
+    /// vocabulary makes a tokenizer and a model from different runs a real possibility).
+    pub fn embedding_rows(&self) -> Option<usize> {
+        self.inner.embedding_rows
     }
 
     /// Build plans ahead of their first request, most used lengths first: chat messages are
@@ -117,19 +143,36 @@ impl Engine {
 
     fn symbolic_plan(&self) -> Result<Arc<TypedSimplePlan>, ClassifierError> {
         let inner = &self.inner;
-        cached(&inner.symbolic, || optimise(inner.model.clone()))
+        cached(&inner.symbolic, || {
+            let model = {
+                let mut kept = inner.model.lock().unwrap_or_else(|e| e.into_inner());
+                if inner.bucketed {
+                    kept.clone()
+                } else {
+                    kept.take()
+                }
+            };
+            // Gone only if an earlier optimisation took it and panicked before caching a result.
+            let gone = "the decluttered graph is gone: an earlier optimisation of it panicked";
+            optimise(model.ok_or_else(|| TractError::msg(gone))?)
+        })
     }
 
     fn bucket_plan(&self, bucket: usize) -> Result<Arc<TypedSimplePlan>, ClassifierError> {
         let inner = &self.inner;
         cached(&inner.buckets[bucket], || {
+            // A clone shares the weights; the lock is not held while optimising.
+            let model = inner
+                .model
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let model =
+                model.ok_or_else(|| TractError::msg("no decluttered graph to plan from"))?;
             let mut values = HashMap::new();
-            values.insert(inner.model.sym("batch"), TDim::Val(1));
-            values.insert(
-                inner.model.sym("sequence"),
-                TDim::Val(BUCKETS[bucket] as i64),
-            );
-            optimise(inner.model.set_symbols(&values)?)
+            values.insert(model.sym("batch"), TDim::Val(1));
+            values.insert(model.sym("sequence"), TDim::Val(BUCKETS[bucket] as i64));
+            optimise(model.set_symbols(&values)?)
         })
     }
 
@@ -142,6 +185,19 @@ impl Engine {
             None => run_plan(&self.symbolic_plan()?, tokens),
         }
     }
+}
+
+/// Rows of the largest constant table a `Gather` reads: the word embeddings.
+fn embedding_rows(model: &TypedModel) -> Option<usize> {
+    model
+        .nodes()
+        .iter()
+        .filter(|node| node.op_is::<Gather>())
+        .filter_map(|node| {
+            let fact = model.outlet_fact(node.inputs[0]).ok()?;
+            fact.konst.as_ref()?.shape().first().copied()
+        })
+        .max()
 }
 
 fn optimise(model: TypedModel) -> TractResult<Arc<TypedSimplePlan>> {

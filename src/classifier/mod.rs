@@ -2,6 +2,7 @@
 //! HTTP or storage type, so every adapter (HTTP, direct invoke, CLI) shares it unchanged.
 
 mod batching;
+mod dequantize;
 pub mod embedded;
 mod engine;
 mod error;
@@ -13,6 +14,7 @@ mod tokenize;
 use std::time::{Duration, Instant};
 
 pub use batching::{sub_batches, MAX_SUB_BATCH};
+pub use dequantize::DequantizeAxes;
 pub use engine::{bucket_of, Engine, TokenBatch, BUCKETS};
 pub use error::ClassifierError;
 pub use labels::{LabelFile, Labels};
@@ -66,6 +68,7 @@ impl Classifier {
         let labels = Labels::from_json(files.labels_json)?;
         let encoder = TextEncoder::from_bytes(files.tokenizer_json, labels.file.max_tokens)?;
         let engine = Engine::load(files.onnx, bucketed)?;
+        check_vocabulary(encoder.vocab_size(), engine.embedding_rows())?;
         Ok(Self {
             labels,
             encoder,
@@ -146,6 +149,19 @@ impl Classifier {
     }
 }
 
+/// Every id the tokenizer can produce must have an embedding row. A pruned vocabulary
+/// (`model/pipeline/prune.py`) makes a tokenizer and a model from different runs a real mix-up,
+/// and tract would only find out on the first message holding a rare piece.
+fn check_vocabulary(pieces: usize, rows: Option<usize>) -> Result<(), ClassifierError> {
+    match rows {
+        Some(rows) if pieces > rows => Err(ClassifierError::Tokenizer(format!(
+            "the tokenizer has {pieces} pieces but the model's embedding table only {rows} rows: \
+             tokenizer.json and tagger.onnx are not from the same pipeline run"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Numerically stable logistic function.
 pub fn sigmoid(z: f32) -> f32 {
     if z >= 0.0 {
@@ -158,7 +174,20 @@ pub fn sigmoid(z: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::sigmoid;
+    use super::{check_vocabulary, sigmoid};
+
+    #[test]
+    fn a_tokenizer_with_more_pieces_than_embedding_rows_is_refused() {
+        assert!(check_vocabulary(22_387, Some(22_387)).is_ok());
+        assert!(check_vocabulary(100, None).is_ok());
+        let err = check_vocabulary(30_522, Some(22_387))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("30522 pieces") && err.contains("22387 rows"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn sigmoid_is_stable_at_the_extremes() {

@@ -33,6 +33,11 @@ impl TextEncoder {
         Ok(Self { tokenizer })
     }
 
+    /// How many ids the tokenizer can produce (added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
     /// Encode messages and pad them to the longest one (no padding for a single message).
     pub fn encode_batch(&self, messages: &[&str]) -> Result<EncodedBatch, ClassifierError> {
         let rows = self.encode_rows(messages)?;
