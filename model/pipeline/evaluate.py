@@ -3,8 +3,12 @@
 Usage:
   python -m pipeline.evaluate            print the tables, redraw model/reports/*.png
   python -m pipeline.evaluate --write    also write the artifacts: labels.json, tokenizer.json,
-                                         reports/metrics.json, reports/quantization.json and the
-                                         onnxruntime reference probabilities for the Rust test
+                                         reports/metrics.json, reports/quantization.json,
+                                         reports/pruning.json and the onnxruntime reference
+                                         probabilities for the Rust test
+  python -m pipeline.evaluate --relabel  the same for model files changed after training
+                                         (`make prune`): labels.json keeps its thresholds and
+                                         calibration, takes the new hash, version and metrics
 
 Probabilities come from onnxruntime on `model/tagger.onnx`; the Rust test checks that tract
 reproduces them. The external set (`../shared/eval/external.jsonl`, or `EXTERNAL_EVAL`) is
@@ -144,6 +148,31 @@ def evaluate_set(name, rows, labels, onnx, tokenizer) -> tuple[dict, np.ndarray]
     return result, probs
 
 
+def model_version(base_name: str, quantization: str, sha: str) -> str:
+    return f"{dt.date.today():%Y.%m.%d}-{base_name.lower()}-{quantization}-{sha[:8]}"
+
+
+def vocabulary() -> dict | None:
+    """What `pipeline.prune` did (work/pruning.json), copied to reports/; None if it did not run."""
+    path = WORK / "pruning.json"
+    if not path.exists():
+        return None
+    pruning = json.loads(path.read_text())
+    (REPORTS / "pruning.json").write_text(json.dumps(pruning, indent=2) + "\n")
+    return {"pieces": pruning["pieces"] if pruning["shipped"] else pruning["of"], "of": pruning["of"]}
+
+
+def relabel() -> dict:
+    """labels.json for model files changed after training (`make prune`): same thresholds and
+    calibration, the new file's hash and version, the vocabulary; metrics are measured anew."""
+    labels = json.loads(LABELS.read_text())
+    sha = hashlib.sha256(ONNX.read_bytes()).hexdigest()
+    labels.update(onnx_sha256=sha, model_version=model_version(labels["base_encoder"], labels["quantization"], sha))
+    if (pieces := vocabulary()) is not None:
+        labels["vocabulary"] = pieces
+    return labels
+
+
 def write_artifacts() -> dict:
     """Assemble labels.json and the tokenizer from the training run and the quantize step."""
     training = json.loads((WORK / "trained" / "training.json").read_text())
@@ -152,7 +181,7 @@ def write_artifacts() -> dict:
     sha = hashlib.sha256(ONNX.read_bytes()).hexdigest()
     base_name = training["base_name"]
     labels = {
-        "model_version": f"{dt.date.today():%Y.%m.%d}-{base_name.lower()}-{quant['shipped']}-{sha[:8]}",
+        "model_version": model_version(base_name, quant["shipped"], sha),
         "base_encoder": base_name,
         "base_model_type": training["base_config"].get("model_type"),
         "tags": list(ds.TAGS),
@@ -164,6 +193,8 @@ def write_artifacts() -> dict:
         "onnx_sha256": sha,
         "metrics": {},
     }
+    if (pieces := vocabulary()) is not None:
+        labels["vocabulary"] = pieces
     (REPORTS / "quantization.json").write_text(json.dumps(quant, indent=2) + "\n")
     # The report names the base, not this machine's path to it.
     (REPORTS / "training.json").write_text(json.dumps(
@@ -248,17 +279,20 @@ def compare_trained(folders: list[str]) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write", action="store_true", help="write labels.json and the reports (make model)")
+    p.add_argument("--relabel", action="store_true",
+                   help="rewrite labels.json's hash, version and metrics for the files as they are (make prune)")
     p.add_argument("--trained", nargs="+", help="score training runs (torch) side by side instead")
     args = p.parse_args(argv)
     if args.trained:
         return compare_trained(args.trained)
     REPORTS.mkdir(exist_ok=True)
-    labels = write_artifacts() if args.write else json.loads(LABELS.read_text())
+    labels = write_artifacts() if args.write else relabel() if args.relabel else json.loads(LABELS.read_text())
+    writes = args.write or args.relabel
     results = {}
     for name in ("validation", "test"):
         rows = ds.load_split(name)
         results[name], probs = evaluate_set(name, rows, labels, ONNX, TOKENIZER)
-        if name == "test" and args.write:
+        if name == "test" and writes:
             ds.write_jsonl(REFERENCE, [{"message": r["message"], "tags": r["tags"],
                                         "probabilities": [round(float(x), 6) for x in pr]}
                                        for r, pr in zip(rows, probs)])
@@ -271,7 +305,7 @@ def main(argv=None) -> int:
             results[f"real_{split}"] = evaluate_real(f"real_{split}", rows, labels)
     print_quantization()
     print_targets(results)
-    if args.write:
+    if writes:
         labels["metrics"] = {k: results[k] for k in ("validation", "test")}
         if "real_test" in results:
             labels["metrics"]["real_test"] = {k: results["real_test"][k] for k in ("random", "calibration")}

@@ -42,12 +42,14 @@ def used_ids(tokenizer_json: dict, texts: list[str]) -> set[int]:
     return used
 
 
-def prune(tokenizer_json: dict, texts: list[str]) -> tuple[dict, list[int]]:
-    """(the pruned tokenizer.json, old id of each new id)."""
+def prune(tokenizer_json: dict, texts: list[str], keep_below: int = 0) -> tuple[dict, list[int]]:
+    """(the pruned tokenizer.json, old id of each new id). Ids under `keep_below` are kept too:
+    BERT's WordPiece ids run roughly from frequent to rare, so they are the common words the
+    texts happened not to use."""
     vocab: dict[str, int] = tokenizer_json["model"]["vocab"]
     special = {t["content"] for t in tokenizer_json["added_tokens"]}
     used = used_ids(tokenizer_json, texts)
-    keep = sorted(i for piece, i in vocab.items() if piece in special or is_character(piece) or i in used)
+    keep = sorted(i for piece, i in vocab.items() if piece in special or is_character(piece) or i in used or i < keep_below)
     new_id = {old: new for new, old in enumerate(keep)}
     pruned = copy.deepcopy(tokenizer_json)
     pruned["model"]["vocab"] = {piece: new_id[i] for piece, i in vocab.items() if i in new_id}
