@@ -16,12 +16,13 @@ QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories bench-peer student schemathesis schemathesis-tools bench-features test-demo browser
+	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
 	@echo "make model   join real labels -> prepare -> train -> export -> quantize -> evaluate (needs ../shared/data);"
 	@echo "             FEEDBACK=file.jsonl adds an export-feedback file; old vs new in model/reports/flywheel.md"
+	@echo "make prune   cut the shipped model's vocabulary to the pieces real traffic uses (kept if validation holds)"
 	@echo "make eval    print the shipped model's metrics and targets, redraw model/reports/*.png"
 	@echo "make agreement   Cohen's kappa and micro-F1 between the real data's annotators"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
@@ -240,8 +241,17 @@ model: venv tract-tool
 	cd model && $(PY) -m pipeline.train $(TRAIN_ARGS) $(if $(FEEDBACK),--feedback work/feedback/train.jsonl)
 	cd model && $(PY) -m pipeline.export
 	cd model && $(PY) -m pipeline.quantize --forms $(QUANT_FORMS)
+	cd model && $(PY) -m pipeline.prune
 	cd model && $(PY) -m pipeline.evaluate --write
 	cd model && $(PY) -m pipeline.flywheel $(if $(FEEDBACK),--feedback work/feedback)
+
+# The committed model's word-embedding table and tokenizer cut to the pieces real traffic uses
+# (pipeline/prune.py: kept only if validation holds), then labels.json and the reports measured
+# anew. `make model` runs the same step on a fresh training run. Idempotent.
+prune: venv
+	cd model && $(PY) -m pipeline.real
+	cd model && $(PY) -m pipeline.prune --shipped
+	cd model && $(PY) -m pipeline.evaluate --relabel
 
 eval: venv
 	cd model && $(PY) -m pipeline.real --if-present

@@ -17,7 +17,8 @@ The onnxruntime peer lives here, in the benchmark tooling, never in the shipped 
 uvicorn + onnxruntime-int8 server on the same weights (scripts/peer_app.py), both on loopback,
 the external messages (../shared/eval/external.jsonl, else the machine-written test split) sent
 one at a time over one kept-alive connection each, alternating between the two servers so that
-both see the same machine at the same moment; --requests per server, bounded.
+both see the same machine at the same moment; --requests per server, bounded. Before that,
+--starts start-ups of each server, timed from process start to its first classification.
 Uses the model pipeline's virtualenv (make venv) and examples/tract_tool.rs.
 """
 
@@ -185,7 +186,43 @@ def wait_healthy(port: int, proc: subprocess.Popen, seconds: float = 60) -> None
     raise SystemExit(f"server on {port} not healthy within {seconds} s")
 
 
-def http_table(model: Path, requests: int) -> None:
+def peak_rss_of(pid: int) -> float:
+    """A running process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def first_answer(cmd: list[str], env: dict, port: int, body: str, seconds: float = 60) -> tuple[float, float]:
+    """Milliseconds from starting `cmd` to its first 200 on POST /classify-message (polled every
+    2 ms), and its peak RSS in MB at that moment. The process is stopped before returning."""
+    import http.client
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"{cmd[0]} exited with {proc.returncode} before answering")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("POST", "/classify-message", body, {"content-type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                if response.status == 200:
+                    return (time.perf_counter() - start) * 1e3, peak_rss_of(proc.pid)
+                raise SystemExit(f"{cmd[0]} answered {response.status}")
+            except OSError:
+                if time.perf_counter() - start > seconds:
+                    raise SystemExit(f"{cmd[0]} did not answer within {seconds} s")
+                time.sleep(0.002)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def http_table(model: Path, requests: int, starts: int) -> None:
     import http.client
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -201,12 +238,18 @@ def http_table(model: Path, requests: int) -> None:
         env.pop("TABLE_NAME", None)
         peer_env = dict(os.environ, PEER_ONNX=str(int8), PEER_TOKENIZER=str(REPO / "model" / "tokenizer.json"),
                         PEER_LABELS=str(REPO / "model" / "labels.json"), OMP_NUM_THREADS="1")
-        procs = [
-            subprocess.Popen([str(binary), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([sys.executable, "-m", "uvicorn", "peer_app:app", "--app-dir", str(REPO / "scripts"),
-                              "--host", "127.0.0.1", "--port", str(theirs), "--log-level", "warning"],
-                             env=peer_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        ]
+        commands = {
+            "tagbeez": ([str(binary), "serve"], env, ours),
+            "fastapi": ([sys.executable, "-m", "uvicorn", "peer_app:app", "--app-dir", str(REPO / "scripts"),
+                         "--host", "127.0.0.1", "--port", str(theirs), "--log-level", "warning"], peer_env, theirs),
+        }
+        body = json.dumps({"message": messages[0]})
+        started = {name: [] for name in commands}
+        for i in range(starts):
+            for name in (("tagbeez", "fastapi") if i % 2 else ("fastapi", "tagbeez")):
+                started[name].append(first_answer(*commands[name], body))
+        procs = [subprocess.Popen(cmd, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for cmd, e, _ in commands.values()]
         try:
             for port, proc in zip((ours, theirs), procs):
                 wait_healthy(port, proc)
@@ -224,15 +267,26 @@ def http_table(model: Path, requests: int) -> None:
                         raise SystemExit(f"{name} answered {response.status}")
                     if i >= 30:
                         times[name].append((time.perf_counter() - t) * 1e3)
+            steady_rss = {name: peak_rss_of(proc.pid) for name, proc in zip(commands, procs)}
         finally:
             for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=10)
+    labels = (("tagbeez", "tagbeez serve (tract, shipped)"), ("fastapi", "FastAPI + uvicorn + onnxruntime int8"))
+    print(f"\nStart-up: process start to the first 200 on POST /classify-message (polled every 2 ms), {starts} "
+          "starts each, alternating\n")
+    print("| server | median ms | min ms | max ms | peak RSS at first answer MB | peak RSS after the run MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, label in labels:
+        ms = np.array([t for t, _ in started[name]])
+        rss = np.median([r for _, r in started[name]])
+        print(f"| {label} | {np.median(ms):.0f} | {ms.min():.0f} | {ms.max():.0f} | {rss:.0f} | "
+              f"{steady_rss[name]:.0f} |")
     print(f"\nHTTP, POST /classify-message, {requests} messages each one at a time on loopback, alternating\n")
     print("| server | p50 ms | p90 ms | p99 ms | p50 / FastAPI |")
     print("|---|---:|---:|---:|---:|")
     base = float(np.median(times["fastapi"]))
-    for name, label in (("tagbeez", "tagbeez serve (tract, shipped)"), ("fastapi", "FastAPI + uvicorn + onnxruntime int8")):
+    for name, label in labels:
         t = np.array(times[name])
         print(f"| {label} | {np.median(t):.2f} | {np.percentile(t, 90):.2f} | {np.percentile(t, 99):.2f} | "
               f"{np.median(t) / base:.2f} |")
@@ -243,6 +297,7 @@ def main() -> int:
     p.add_argument("models", nargs="*", type=Path, default=[REPO / "model" / "tagger.onnx"])
     p.add_argument("--http", action="store_true", help="also the HTTP comparison against a FastAPI peer")
     p.add_argument("--requests", type=int, default=400, help="HTTP requests per server (at most 5000)")
+    p.add_argument("--starts", type=int, default=7, help="start-ups timed per server (at most 50)")
     p.add_argument("--one", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -252,7 +307,7 @@ def main() -> int:
         return 0
     table(args.models)
     if args.http:
-        http_table(args.models[0], min(args.requests, 5000))
+        http_table(args.models[0], min(args.requests, 5000), max(1, min(args.starts, 50)))
     return 0
 
 
