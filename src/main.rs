@@ -107,6 +107,15 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The embedded ONNX file is decoded: its pages can go before the plan is optimised, which is
+/// when the resident set peaks. Failing to release them only costs memory.
+fn release_embedded_model() {
+    match embedded::release_onnx() {
+        Ok(bytes) => tracing::debug!(bytes, "released the embedded model's pages"),
+        Err(e) => tracing::warn!(error = %e, "the embedded model's pages stay resident"),
+    }
+}
+
 /// Load the model on a thread of its own, hand it over, and let that thread go on to optimise
 /// its plan off the start-up path: the first answer waits only for what is left of that.
 ///
@@ -120,10 +129,13 @@ fn load_then_warm() -> Result<Arc<Classifier>, classifier::ClassifierError> {
         .name("tagbeez-model".into())
         .spawn(move || {
             let classifier = Classifier::load(embedded::model_files()).map(Arc::new);
+            release_embedded_model();
             let warm = classifier.as_ref().ok().map(Arc::clone);
             let _ = loaded.send(classifier);
-            if let Some(Err(e)) = warm.map(|c| c.warm()) {
-                tracing::error!(error = %e, "optimising the model's plans failed");
+            match warm.map(|c| c.warm()) {
+                Some(Ok(())) => classifier::pages::trim_heap(),
+                Some(Err(e)) => tracing::error!(error = %e, "optimising the model's plans failed"),
+                None => {}
             }
         });
     match spawned {
@@ -134,7 +146,9 @@ fn load_then_warm() -> Result<Arc<Classifier>, classifier::ClassifierError> {
         }),
         Err(e) => {
             tracing::warn!(error = %e, "no model thread; plans are built on first use");
-            Classifier::load(embedded::model_files()).map(Arc::new)
+            let classifier = Classifier::load(embedded::model_files()).map(Arc::new);
+            release_embedded_model();
+            classifier
         }
     }
 }

@@ -3,9 +3,11 @@
 
 use super::ModelFiles;
 
-const ONNX: &[u8] = include_bytes!("../../model/tagger.onnx");
-const TOKENIZER: &[u8] = include_bytes!("../../model/tokenizer.json");
-const LABELS: &[u8] = include_bytes!("../../model/labels.json");
+// Statics, not consts: a const is copied into every crate that inlines `model_files`, and
+// `release_onnx` must see the one copy the classifier was loaded from.
+static ONNX: &[u8] = include_bytes!("../../model/tagger.onnx");
+static TOKENIZER: &[u8] = include_bytes!("../../model/tokenizer.json");
+static LABELS: &[u8] = include_bytes!("../../model/labels.json");
 
 /// The shipped model, as `make model` wrote it into `model/`.
 pub fn model_files() -> ModelFiles<'static> {
@@ -14,4 +16,11 @@ pub fn model_files() -> ModelFiles<'static> {
         tokenizer_json: TOKENIZER,
         labels_json: LABELS,
     }
+}
+
+/// Give back the embedded ONNX file's resident pages once `Classifier::load` has decoded it
+/// (`pages::release` says why it is safe): it is read only then, and would otherwise stay in
+/// the resident set for the life of the instance. Returns the bytes released.
+pub fn release_onnx() -> Result<usize, super::pages::ReleaseError> {
+    super::pages::release(ONNX)
 }

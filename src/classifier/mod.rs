@@ -8,6 +8,7 @@ mod engine;
 mod error;
 mod labels;
 mod occlude;
+pub mod pages;
 pub mod threads;
 mod tokenize;
 
