@@ -22,6 +22,41 @@ pub use labels::{LabelFile, Labels};
 pub use occlude::{words, Occlusion, WordSpan};
 pub use tokenize::{pad, EncodedBatch, EncodedRow, TextEncoder};
 
+/// Runs `tokenizer` on a thread of its own while `engine` runs on this one, and returns both.
+///
+/// Parsing the tokenizer takes about 8 ms, the engine about 100: on an instance with a second
+/// vCPU the tokenizer is free. Where no thread can be started, both run here, one after the
+/// other. The engine stays on the caller's thread, which `main.rs` relies on (one malloc arena
+/// for the load and the optimisation that follows).
+fn load_side_by_side<A: Send, B>(
+    tokenizer: impl FnOnce() -> A + Send,
+    engine: impl FnOnce() -> B,
+) -> (A, B) {
+    // The closure sits where both sides can reach it: if the thread cannot start, this thread
+    // takes it back (a failed spawn drops what it was given).
+    let job = std::sync::Mutex::new(Some(tokenizer));
+    let take = || job.lock().ok().and_then(|mut slot| slot.take());
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("tagbeez-tokenizer".into())
+            .spawn_scoped(scope, || take().map(|run| run()));
+        let engine = engine();
+        let done = match spawned {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no tokenizer thread; loading it here");
+                None
+            }
+        };
+        let tokenizer = done
+            .or_else(|| take().map(|run| run()))
+            .expect("the tokenizer job runs on exactly one side");
+        (tokenizer, engine)
+    })
+}
+
 /// The model files a classifier is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelFiles<'a> {
@@ -67,8 +102,11 @@ impl Classifier {
     /// `Engine::load`): faster from about 48 tokens, at some 33 MB of memory per plan.
     pub fn load_with_plans(files: ModelFiles<'_>, bucketed: bool) -> Result<Self, ClassifierError> {
         let labels = Labels::from_json(files.labels_json)?;
-        let encoder = TextEncoder::from_bytes(files.tokenizer_json, labels.file.max_tokens)?;
-        let engine = Engine::load(files.onnx, bucketed)?;
+        let (encoder, engine) = load_side_by_side(
+            || TextEncoder::from_bytes(files.tokenizer_json, labels.file.max_tokens),
+            || Engine::load(files.onnx, bucketed),
+        );
+        let (encoder, engine) = (encoder?, engine?);
         check_vocabulary(encoder.vocab_size(), engine.embedding_rows())?;
         Ok(Self {
             labels,
@@ -175,7 +213,31 @@ pub fn sigmoid(z: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_vocabulary, sigmoid};
+    use super::{check_vocabulary, load_side_by_side, sigmoid};
+
+    #[test]
+    fn the_tokenizer_loads_on_its_own_thread_beside_the_engine() {
+        let here = std::thread::current().id();
+        let (tokenizer, engine) = load_side_by_side(
+            || {
+                let me = std::thread::current();
+                (me.id(), me.name().map(str::to_owned))
+            },
+            || std::thread::current().id(),
+        );
+        assert_eq!(engine, here, "the engine stays on the caller's thread");
+        assert_ne!(tokenizer.0, here);
+        assert_eq!(tokenizer.1.as_deref(), Some("tagbeez-tokenizer"));
+    }
+
+    #[test]
+    fn a_panic_while_loading_the_tokenizer_reaches_the_caller() {
+        let caught = std::panic::catch_unwind(|| {
+            load_side_by_side(|| -> u8 { panic!("tokenizer broke") }, || 1u8)
+        });
+        let message = caught.expect_err("the panic is resumed");
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"tokenizer broke"));
+    }
 
     #[test]
     fn a_tokenizer_with_more_pieces_than_embedding_rows_is_refused() {
