@@ -11,6 +11,8 @@
 mod dynamodb;
 #[path = "support/events.rs"]
 mod events;
+#[path = "support/proc_status.rs"]
+mod proc_status;
 
 use std::fs::File;
 use std::io::Read;
@@ -206,14 +208,7 @@ impl Function {
 
     /// Peak resident memory of the process so far (Linux `VmHWM`), in MB.
     fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM");
-        kb / 1024.0
+        proc_status::status_mb(&self.child.id().to_string(), "VmHWM")
     }
 
     fn logs(&self) -> String {

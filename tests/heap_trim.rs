@@ -3,14 +3,11 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
+#[path = "support/proc_status.rs"]
+mod proc_status;
+
 fn anonymous_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon");
-    kb / 1024.0
+    proc_status::status_mb("self", "RssAnon")
 }
 
 #[test]
