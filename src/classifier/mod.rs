@@ -25,7 +25,7 @@ pub use tokenize::{pad, EncodedBatch, EncodedRow, TextEncoder};
 /// Runs `tokenizer` on a thread of its own while `engine` runs on this one, and returns both.
 ///
 /// Parsing the tokenizer takes about 8 ms, the engine about 100: on an instance with a second
-/// vCPU the tokenizer is free. Where no thread can be started, both run here, one after the
+/// vCPU the tokenizer costs no wall time (its malloc arena still costs 2-4 MB). Where no thread can be started, both run here, one after the
 /// other. The engine stays on the caller's thread, which `main.rs` relies on (one malloc arena
 /// for the load and the optimisation that follows).
 fn load_side_by_side<A: Send, B>(
