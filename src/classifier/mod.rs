@@ -22,41 +22,6 @@ pub use labels::{LabelFile, Labels};
 pub use occlude::{words, Occlusion, WordSpan};
 pub use tokenize::{pad, EncodedBatch, EncodedRow, TextEncoder};
 
-/// Runs `tokenizer` on a thread of its own while `engine` runs on this one, and returns both.
-///
-/// Parsing the tokenizer takes about 8 ms, the engine about 100: on an instance with a second
-/// vCPU the tokenizer costs no wall time (its malloc arena still costs 2-4 MB). Where no thread can be started, both run here, one after the
-/// other. The engine stays on the caller's thread, which `main.rs` relies on (one malloc arena
-/// for the load and the optimisation that follows).
-fn load_side_by_side<A: Send, B>(
-    tokenizer: impl FnOnce() -> A + Send,
-    engine: impl FnOnce() -> B,
-) -> (A, B) {
-    // The closure sits where both sides can reach it: if the thread cannot start, this thread
-    // takes it back (a failed spawn drops what it was given).
-    let job = std::sync::Mutex::new(Some(tokenizer));
-    let take = || job.lock().ok().and_then(|mut slot| slot.take());
-    std::thread::scope(|scope| {
-        let spawned = std::thread::Builder::new()
-            .name("tagbeez-tokenizer".into())
-            .spawn_scoped(scope, || take().map(|run| run()));
-        let engine = engine();
-        let done = match spawned {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(e) => {
-                tracing::debug!(error = %e, "no tokenizer thread; loading it here");
-                None
-            }
-        };
-        let tokenizer = done
-            .or_else(|| take().map(|run| run()))
-            .expect("the tokenizer job runs on exactly one side");
-        (tokenizer, engine)
-    })
-}
-
 /// The model files a classifier is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelFiles<'a> {
@@ -209,6 +174,41 @@ pub fn sigmoid(z: f32) -> f32 {
         let e = z.exp();
         e / (1.0 + e)
     }
+}
+
+/// Runs `tokenizer` on a thread of its own while `engine` runs on this one, and returns both.
+///
+/// Parsing the tokenizer takes about 8 ms, the engine about 100: on an instance with a second
+/// vCPU the tokenizer costs no wall time (its malloc arena still costs 2-4 MB). Where no thread
+/// can be started, both run here, one after the other. The engine stays on the caller's thread,
+/// which `main.rs` relies on (one malloc arena for the load and the optimisation that follows).
+fn load_side_by_side<A: Send, B>(
+    tokenizer: impl FnOnce() -> A + Send,
+    engine: impl FnOnce() -> B,
+) -> (A, B) {
+    // The closure sits where both sides can reach it: if the thread cannot start, this thread
+    // takes it back (a failed spawn drops what it was given).
+    let job = std::sync::Mutex::new(Some(tokenizer));
+    let take = || job.lock().ok().and_then(|mut slot| slot.take());
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("tagbeez-tokenizer".into())
+            .spawn_scoped(scope, || take().map(|run| run()));
+        let engine = engine();
+        let done = match spawned {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no tokenizer thread; loading it here");
+                None
+            }
+        };
+        let tokenizer = done
+            .or_else(|| take().map(|run| run()))
+            .expect("the tokenizer job runs on exactly one side");
+        (tokenizer, engine)
+    })
 }
 
 #[cfg(test)]
