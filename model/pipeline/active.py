@@ -140,11 +140,11 @@ def model_probabilities(onnx: Path, messages: list[str]) -> tuple[np.ndarray, np
         import torch
 
         from .export import load_trained
-        from .train import load_tokenizer, probabilities
+        from .train import probabilities, trained_tokenizer
 
         torch.set_num_threads(2)
         model, summary = load_trained(onnx)
-        tok = load_tokenizer(summary["base"], summary["max_tokens"])
+        tok = trained_tokenizer(onnx, summary)
         probs = probabilities(model, tok, [{"message": m, "tags": []} for m in messages], 128)
         return probs, np.array([summary["thresholds"][t] for t in ds.TAGS])
     from .evaluate import onnxruntime_probabilities

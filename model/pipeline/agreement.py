@@ -5,6 +5,8 @@ Usage: python -m pipeline.agreement   (from model/; needs no pool: ids and label
 `data/real/double.jsonl` holds, per double-annotated row and pass, both annotators' labels
 before adjudication: pass "AB" is the first double annotation, pass "CD" the re-annotation of
 the Window-shopper candidates after the guide's rule 37 was added (kappa 0.73 before it).
+`data/real/counterfactual_double.jsonl` holds the held-out counterfactual edits' tags as their
+writer gave them and as a blind checker, who saw only the edited text, gave them.
 """
 
 from __future__ import annotations
@@ -46,12 +48,27 @@ def by_pass(pairs: list[dict]) -> dict:
         if name == "AB":
             evals = [p for p in group if labels.get(p["id"], {}).get("part") in ("random", "slice")]
             out["AB, evaluation rows"] = agreement(evals)
+            out["AB, second pool (retail tweets)"] = agreement([p for p in group if p["id"].startswith("twcs-")])
     return out
+
+
+CF_DOUBLE = real.REAL_DIR / "counterfactual_double.jsonl"
+
+
+def counterfactual_pairs() -> list[dict]:
+    """The held-out counterfactual edits: the writer's tags against a blind checker's."""
+    if not CF_DOUBLE.exists():
+        return []
+    rows = [json.loads(x) for x in CF_DOUBLE.read_text().splitlines() if x.strip()]
+    return [{"id": r["id"], "pass": "CF", "first": r["writer"], "second": r["checker"]} for r in rows]
 
 
 def main() -> int:
     pairs = [json.loads(x) for x in real.DOUBLE.read_text().splitlines() if x.strip()]
-    for name, r in by_pass(pairs).items():
+    passes = by_pass(pairs)
+    if cf := counterfactual_pairs():
+        passes["held-out counterfactual edits, writer vs blind checker"] = agreement(cf)
+    for name, r in passes.items():
         print(f"\npass {name}: {r['rows']} rows, micro-F1 {r['micro_f1']:.4f}, {r['disagreements']} disagreements")
         for tag, m in r["per_tag"].items():
             print(f"  {tag:<20} kappa {m['kappa']}  positives {m['first']} / {m['second']}")

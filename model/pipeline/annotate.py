@@ -3,6 +3,7 @@
 Usage (from model/):
   python -m pipeline.annotate batch --ids FILE --out FILE      an annotation batch (texts from the pool)
   python -m pipeline.annotate merge --dir DIR --adjudicated FILE --slice FILE --round N=FILE ...
+  python -m pipeline.annotate extend --dir DIR --adjudicated FILE --pool real-pool-2.jsonl --round-number 4
 
 An annotation batch is `{"id", "context", "message"}` per line; it lives outside the repository
 (texts stay in the pool). Each annotator writes `DIR/out/<batch>.<letter>.jsonl` with
@@ -125,7 +126,10 @@ CHOSEN_BY = {
     2: "the round-1 model (machine data + round 1): as round 1, plus disagreement with the shipped model",
     3: "no model: a third of the candidates that annotators found by reading every unlabelled amzqa "
        "message for the rare tags (the other two thirds went to the slice)",
+    4: "no model: every row of the second pool (retail support tweets) outside its random draw and "
+       "its rare-tag positives (those went to the slice), all labelled",
 }
+RARE = ("First-time-visitor", "Wishlist-user", "Window-shopper")
 
 
 def write_rounds(rows: list[dict]) -> None:
@@ -142,6 +146,62 @@ def write_rounds(rows: list[dict]) -> None:
     real.ROUNDS.write_text(json.dumps(out, indent=2) + "\n")
 
 
+def external_copies(pool: dict[str, dict], ids: set[str]) -> set[str]:
+    """Rows that come near an external evaluation message (4-gram Jaccard >= 0.5): never
+    trained on, as active learning skips them too."""
+    from .evaluate import load_external
+
+    external = load_external() or []
+    ids = sorted(ids)
+    pairs = real.near_duplicate_pairs([pool[i]["message"] for i in ids], [e["message"] for e in external], 0.5)
+    return {ids[i] for i, _, _ in pairs}
+
+
+def extend(args) -> int:
+    """Add a whole new pool, every row labelled (`--pool real-pool-2.jsonl`): its random draw is
+    the random part, its other rare-tag positives the slice (the annotators read every row, so
+    the read-through is the search), the rest training rows of round `--round`. Rows already
+    labelled keep their labels; disagreements need `--adjudicated`, which is merged into
+    `data/real/adjudicated.json`."""
+    pool = real.load_pool()
+    ann = {pid: a for pid, a in annotations(args.dir).items() if pool.get(pid, {}).get("pool") == args.pool}
+    adjudicated = json.loads(args.adjudicated.read_text()) if args.adjudicated else {}
+    random_ids = set(real.random_sample(pool))
+    before = real.read_labels()
+    known = {r["id"] for r in before} | external_copies(pool, set(ann) - random_ids)
+    rows, new_eval = [], {"random": [], "slice": []}
+    for pid, a in sorted(ann.items()):
+        if pid in known:
+            continue
+        tags, adj = decide(pid, a, adjudicated)
+        rare = any(t in tags for t in RARE)
+        part = "random" if pid in random_ids else "slice" if rare else "active"
+        row = {"id": pid, "tags": tags, "part": part, "split": "train",
+               "round": 0 if part != "active" else args.round_number, "annotators": sorted(a)}
+        if adj:
+            row["adjudicated"] = True
+        if part != "active":
+            new_eval[part].append(row)
+        rows.append(row)
+    for part, group in new_eval.items():
+        for split, members in stratified_split(group, seed=real.SAMPLE_SEED, ratios=EVAL_RATIOS).items():
+            for row in members:
+                row["split"] = split
+    all_rows = before + rows
+    real.write_labels(all_rows)
+    with real.DOUBLE.open("a", encoding="utf-8") as fh:
+        for pid, a in sorted(ann.items()):
+            if pid not in known and "A" in a and "B" in a:
+                fh.write(json.dumps({"id": pid, "pass": "AB", "first": a["A"], "second": a["B"]}) + "\n")
+    path = real.REAL_DIR / "adjudicated.json"
+    merged = {**json.loads(path.read_text()), **{k: [t for t in ds.TAGS if t in v] for k, v in adjudicated.items()}}
+    path.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    write_rounds(all_rows)
+    print(f"added {len(rows)} rows of {args.pool}: " + ", ".join(
+        f"{p} {sum(r['part'] == p for r in rows)}" for p in real.PARTS))
+    return 0
+
+
 def batch(args) -> int:
     pool = real.load_pool()
     with args.out.open("w", encoding="utf-8") as fh:
@@ -153,7 +213,9 @@ def batch(args) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("merge", "batch"))
+    p.add_argument("command", choices=("merge", "batch", "extend"))
+    p.add_argument("--pool", default="real-pool-2.jsonl", help="extend: the pool file whose rows are added")
+    p.add_argument("--round-number", type=int, default=4, help="extend: the round of its training rows")
     p.add_argument("--dir", type=Path)
     p.add_argument("--adjudicated", type=Path)
     p.add_argument("--slice", type=Path)
@@ -161,7 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--ids", type=Path)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    return merge(args) if args.command == "merge" else batch(args)
+    return {"merge": merge, "batch": batch, "extend": extend}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from . import dataset as ds
 from . import real, vocab
 from .evaluate import onnxruntime_probabilities
 from .metrics import micro_f1, tune_thresholds_weighted
-from .tagger import Tagger, load_encoder
+from .tagger import Tagger, keep_rows, load_encoder
 from .train import (BUCKET, MIN_CALIBRATION_POSITIVES, REAL_DIR, REAL_WEIGHT, SEED, calibration, default_base,
                     encode, fold_temperatures, labels_of, load_tokenizer, logits_of, make_optimizer, Progress,
                     probabilities, read_rows, seed_everything)
@@ -49,8 +49,11 @@ LABEL_WEIGHT = 0.5
 
 def pool_rows_for_distillation() -> list[dict]:
     """Unlabelled pool messages, minus every labelled row (training rows come with labels;
-    evaluation rows must stay unseen)."""
+    evaluation rows must stay unseen) and the source rows of held-out counterfactual edits."""
+    from . import edits
+
     labelled = {json.loads(line)["id"] for line in real.LABELS.read_text(encoding="utf-8").splitlines() if line.strip()}
+    labelled |= {r["id"] for r in edits.read() if r["split"] != "train"}
     return [{"message": row["message"], "tags": [], "unlabelled": True}
             for pid, row in sorted(real.load_pool().items()) if pid not in labelled]
 
@@ -60,12 +63,7 @@ def student_encoder(base: str, layers: list[int], keep_ids: list[int]) -> nn.Mod
     encoder = load_encoder(base)
     encoder.encoder.layer = nn.ModuleList([encoder.encoder.layer[i] for i in layers])
     encoder.config.num_hidden_layers = len(layers)
-    old = encoder.embeddings.word_embeddings.weight.data
-    rows = nn.Embedding(len(keep_ids), old.shape[1], padding_idx=0)
-    rows.weight.data.copy_(old[torch.tensor(keep_ids)])
-    encoder.embeddings.word_embeddings = rows
-    encoder.config.vocab_size = len(keep_ids)
-    return encoder
+    return keep_rows(encoder, keep_ids)
 
 
 def soft_targets(rows: list[dict], teacher: np.ndarray) -> torch.Tensor:

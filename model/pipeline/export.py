@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import dataset as ds
-from .tagger import Tagger, load_encoder
+from .tagger import Tagger, keep_rows, load_encoder
 
 OPSET = 17
 DYNAMIC_AXES = {
@@ -62,13 +62,17 @@ def check_against_torch(model: Tagger, path: Path, tok, messages: list[str]) -> 
 
 def load_trained(trained: Path) -> tuple[Tagger, dict]:
     summary = json.loads((trained / "training.json").read_text())
-    model = Tagger(load_encoder(summary["base"]), len(ds.TAGS))
+    encoder = load_encoder(summary["base"])
+    if (trained / "vocabulary.json").exists():
+        # Trained on a pruned vocabulary (`train.prune_vocabulary`): the same rows, in order.
+        encoder = keep_rows(encoder, json.loads((trained / "vocabulary.json").read_text())["keep_ids"])
+    model = Tagger(encoder, len(ds.TAGS))
     model.load_state_dict(torch.load(trained / "state.pt"))
     return model.eval(), summary
 
 
 def main(argv=None) -> int:
-    from .train import load_tokenizer
+    from .train import trained_tokenizer
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--trained", default=str(ds.MODEL_DIR / "work" / "trained"))
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     model, summary = load_trained(Path(args.trained))
     export_onnx(model, Path(args.out))
-    tok = load_tokenizer(summary["base"], summary["max_tokens"])
+    tok = trained_tokenizer(Path(args.trained), summary)
     messages = [r["message"] for r in ds.load_split("validation")[:64]]
     diff = check_against_torch(model, Path(args.out), tok, messages)
     print(f"export: {args.out}, max |torch - onnxruntime| logit difference {diff:.2e}")

@@ -107,3 +107,4 @@ def tune_thresholds_weighted(sets: list[tuple[np.ndarray, np.ndarray, float]]) -
         pick = best[np.argmin(np.abs(THRESHOLD_GRID[best] - 0.5))]
         chosen.append(float(THRESHOLD_GRID[pick]))
     return np.array(chosen, dtype=np.float64)
+

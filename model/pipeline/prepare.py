@@ -96,6 +96,38 @@ def stratified_split(rows: list[dict], seed: int = SEED, ratios: dict[str, float
     return {s: [rows[i] for i in sorted(idx)] for s, idx in assigned.items()}
 
 
+# Machine-written messages whose labels the guide's later rules (21-39) changed: relabelled after
+# the split, so that every message stays in the split it was first given and a fix to a label
+# never moves a test message into training. Each row: {"message", "tags", "was", "rule"}.
+RELABELLED = ds.DATA_DIR / "relabelled.jsonl"
+
+
+def read_relabels(path: Path = RELABELLED) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return {ds.normalise(r["message"]): r for r in rows}
+
+
+def relabel(splits: dict[str, list[dict]], relabels: dict[str, dict]) -> int:
+    """Apply the relabels in place; a relabel that matches no message, or whose `was` is not the
+    message's current label, stops the step (the data moved under it)."""
+    done = set()
+    for rows in splits.values():
+        for r in rows:
+            fix = relabels.get(ds.normalise(r["message"]))
+            if fix is None:
+                continue
+            if [t for t in ds.TAGS if t in fix["was"]] != r["tags"]:
+                raise SystemExit(f"relabel of {r['message']!r}: was {fix['was']}, the data says {r['tags']}")
+            r["tags"] = [t for t in ds.TAGS if t in fix["tags"]]
+            done.add(ds.normalise(r["message"]))
+    stale = sorted(set(relabels) - done)
+    if stale:
+        raise SystemExit(f"relabels that match no message: {stale[:5]}")
+    return len(done)
+
+
 def stats(splits: dict[str, list[dict]]) -> dict:
     out = {}
     for name, rows in splits.items():
@@ -113,6 +145,7 @@ def main() -> int:
     rows, n_exact = drop_exact_duplicates(rows)
     rows, n_near = drop_near_duplicates(rows)
     splits = stratified_split(rows)
+    n_relabelled = relabel(splits, read_relabels())
     for name, split_rows in splits.items():
         ds.write_jsonl(ds.split_path(name), [{"message": r["message"], "tags": r["tags"]} for r in split_rows])
     summary = {
@@ -120,13 +153,14 @@ def main() -> int:
         "raw_messages": n_raw,
         "exact_duplicates_dropped": n_exact,
         "near_duplicates_dropped": n_near,
+        "relabelled_after_split": n_relabelled,
         "messages": len(rows),
         "splits": stats(splits),
     }
     (ds.DATA_DIR / "stats.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"prepare: {n_raw} raw, -{n_exact} exact dup, -{n_near} near dup -> {len(rows)}: "
-        + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items()) + f"; {n_relabelled} relabelled by later rules"
     )
     return 0
 

@@ -36,30 +36,26 @@ from onnx import numpy_helper
 
 from . import dataset as ds
 from . import vocab
-from .distill import pool_rows_for_distillation
 from .evaluate import onnxruntime_probabilities
 from .metrics import micro_f1
-from .train import REAL_DIR, read_rows
+from .train import KEEP_BELOW, REAL_DIR, load_real_style, read_rows, vocabulary_texts
 
 WORK = ds.MODEL_DIR / "work"
 F1_TOLERANCE = 0.002
 # Messages whose pieces are unchanged run the same arithmetic on the same rows.
 MAX_PROBABILITY_SHIFT = 1e-6
-# Chosen on validation (make prune's table in the README): with the training texts' pieces
-# alone (10,353 kept) common words such as "apology", "busy" or "benefit" fell apart into
-# shorter pieces, moved a probability by up to 0.52 and changed the tag set of 5 of the 569
-# machine-written validation messages; keeping ids under 10,000 or 15,000 still changed 2, and
-# under 20,000 none (22,387 pieces, 18.9 MB against 22.0 MB).
-KEEP_BELOW = 20000
+# KEEP_BELOW (train.py) was chosen on validation (the model card's Vocabulary table).
 
 
 def training_texts() -> list[str]:
-    """Every text training may read: machine-written and real training rows, the unlabelled pool."""
+    """Every text training may read: machine-written and real training rows, the training split's
+    counterfactual edits and style variants, the unlabelled pool (`train.vocabulary_texts`)."""
     rows = read_rows(REAL_DIR / "machine_train.jsonl") + read_rows(REAL_DIR / "train.jsonl")
+    rows += load_real_style("train")
     feedback = WORK / "feedback" / "train.jsonl"
     if feedback.exists():
         rows += read_rows(feedback)
-    return [r["message"] for r in rows] + [r["message"] for r in pool_rows_for_distillation()]
+    return vocabulary_texts(rows)
 
 
 def word_table(model: onnx.ModelProto, rows: int) -> tuple[str, str]:
@@ -145,8 +141,11 @@ def main(argv=None) -> int:
     rows = len(full_json["model"]["vocab"])
     pruned_json, keep = vocab.prune(full_json, training_texts(), args.keep_below)
     if len(keep) == rows:
-        # Already pruned (a second run): the report of the run that pruned stays as it is.
+        # Already pruned (a second run, or a model trained on a pruned vocabulary): the report
+        # of the step that pruned stays as it is.
         print(f"vocabulary: every one of its {rows} pieces is kept; nothing to prune")
+        if not args.shipped:
+            (WORK / "pruning.json").unlink(missing_ok=True)
         return 0
     out = WORK / "pruned"
     out.mkdir(parents=True, exist_ok=True)

@@ -191,7 +191,7 @@ def choose(table: dict[str, dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from .train import feeds, load_tokenizer
+    from .train import feeds, trained_tokenizer
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fp32", default=str(WORK / "tagger.fp32.onnx"))
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     summary = json.loads((Path(args.trained) / "training.json").read_text())
     thresholds = np.array([summary["thresholds"][t] for t in ds.TAGS])
-    tok = load_tokenizer(summary["base"], summary["max_tokens"])
+    tok = trained_tokenizer(Path(args.trained), summary)
     splits = {"validation": ds.load_split("validation"), "test": ds.load_split("test")}
     calib = feeds(tok, [r["message"] for r in ds.load_split("train")[:256]], 16)
     fp32 = Path(args.fp32)

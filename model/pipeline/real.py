@@ -30,49 +30,76 @@ ROUNDS = REAL_DIR / "rounds.json"
 PARTS = ("random", "slice", "active")
 EVAL_SPLITS = ("validation", "test")
 SAMPLE_SEED = 20261201
-# 240 of each of the four sources: 960 rows, an equal share each (the product-question source
-# holds 61% of the pool and would otherwise swamp the estimate).
+# 240 of each of the first pool's four sources: 960 rows, an equal share each (the product-question
+# source holds 61% of that pool and would otherwise swamp the estimate). The second pool has one
+# source (retail support tweets) and the most false alarms: 480 of its 1,678 rows.
 PER_SOURCE = 240
+PER_SOURCE_OF = {"twcs": 480}
+# The pools, each drawn from by its own seeded generator, so adding a pool never moves an
+# earlier pool's random sample. `REAL_POOL` / `REAL_POOL_2` point elsewhere.
+POOLS = (("REAL_POOL", "real-pool.jsonl"), ("REAL_POOL_2", "real-pool-2.jsonl"))
 
 
 class PoolMissing(SystemExit):
     """The pool is not where it should be: training on real data cannot run."""
 
 
+def pool_paths() -> list[Path]:
+    folder = ds.MODEL_DIR.parent.parent / "shared" / "data"
+    return [Path(os.environ.get(var, folder / name)) for var, name in POOLS]
+
+
 def pool_path() -> Path:
-    default = ds.MODEL_DIR.parent.parent / "shared" / "data" / "real-pool.jsonl"
-    return Path(os.environ.get("REAL_POOL", default))
+    """The first pool: where the pools are, for the checks that skip without them."""
+    return pool_paths()[0]
+
+
+def pools_present() -> bool:
+    return all(p.exists() for p in pool_paths())
 
 
 def source_of(pool_id: str) -> str:
     return pool_id.rsplit("-", 1)[0]
 
 
-def load_pool(path: Path | None = None) -> dict[str, dict]:
-    path = path or pool_path()
+def read_pool(path: Path) -> dict[str, dict]:
     if not path.exists():
         raise PoolMissing(
-            f"the real-message pool is not at {path} (set REAL_POOL to its path). Training needs it; "
-            "the committed model artifacts keep serving and testing without it."
+            f"the real-message pool is not at {path} (set REAL_POOL / REAL_POOL_2 to the pools' paths). "
+            "Training needs it; the committed model artifacts keep serving and testing without it."
         )
     pool = {}
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 row = json.loads(line)
-                pool[row["id"]] = row
+                pool[row["id"]] = {**row, "pool": path.name}
     return pool
 
 
-def random_sample(pool: dict[str, dict], per_source: int = PER_SOURCE, seed: int = SAMPLE_SEED) -> list[str]:
-    """The random evaluation sample: `per_source` ids from each source, uniformly, by seed only."""
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for pid in sorted(pool):
-        by_source[source_of(pid)].append(pid)
-    rng = random.Random(seed)
+def load_pool(path: Path | None = None) -> dict[str, dict]:
+    """Every pool's rows by id (or one pool's, given its path); each row names its `pool` file."""
+    if path is not None:
+        return read_pool(path)
+    pool = {}
+    for p in pool_paths():
+        pool.update(read_pool(p))
+    return pool
+
+
+def random_sample(pool: dict[str, dict], per_source: int | None = None, seed: int = SAMPLE_SEED) -> list[str]:
+    """The random evaluation sample: from each pool file, with a generator of its own, a fixed
+    number of ids per source (`PER_SOURCE_OF`, else `PER_SOURCE`, or `per_source`), uniformly,
+    by seed only."""
     picked = []
-    for source in sorted(by_source):
-        picked += rng.sample(by_source[source], min(per_source, len(by_source[source])))
+    by_pool: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for pid in sorted(pool):
+        by_pool[pool[pid].get("pool", "")][source_of(pid)].append(pid)
+    for name in sorted(by_pool, key=lambda n: [f for _, f in POOLS].index(n) if n in [f for _, f in POOLS] else 99):
+        rng = random.Random(seed)
+        for source, ids in sorted(by_pool[name].items()):
+            n = per_source or PER_SOURCE_OF.get(source, PER_SOURCE)
+            picked += rng.sample(ids, min(n, len(ids)))
     return picked
 
 
@@ -192,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
-    if "--if-present" in argv and not pool_path().exists():
-        print(f"real pool not at {pool_path()}: the real sets are not joined, `make eval` skips them")
+    if "--if-present" in argv and not pools_present():
+        print(f"real pools not at {[str(p) for p in pool_paths()]}: the real sets are not joined, "
+              "`make eval` skips them")
         return 0
     pool = load_pool()
     labels = read_labels()
@@ -210,7 +238,26 @@ def main(argv: list[str] | None = None) -> int:
     dropped = len(ds.load_split("train")) - len(machine)
     print("real: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) + f" joined from {len(pool)} pool rows; "
           f"{dropped} machine-written training rows left out as near duplicates of real evaluation rows")
+    write_real_style(work, pool, labels)
     return 0
+
+
+def write_real_style(work: Path, pool: dict[str, dict], labels: list[dict]) -> None:
+    """The counterfactual edits applied to their pool texts, and the style variants, by split
+    (`work/real/counterfactual_<split>.jsonl`, `style_<split>.jsonl`), after their checks."""
+    from . import edits, style
+
+    cf_rows, variants = edits.read(), style.read()
+    problems = edits.check(cf_rows, pool, labels) + style.check(variants)
+    if problems:
+        raise SystemExit("counterfactual edits or style variants unusable:\n  " + "\n  ".join(problems[:30]))
+    joined = edits.join(cf_rows, pool)
+    for split in edits.SPLITS:
+        ds.write_jsonl(work / f"counterfactual_{split}.jsonl", [r for r in joined if r["split"] == split])
+        ds.write_jsonl(work / f"style_{split}.jsonl", style.of_split(variants, split))
+    print(f"real style: {len(joined)} counterfactual edits, {len(variants)} style variants, by split "
+          + ", ".join(f"{s} {sum(r['split'] == s for r in joined)}/{sum(v['split'] == s for v in variants)}"
+                      for s in edits.SPLITS))
 
 
 if __name__ == "__main__":

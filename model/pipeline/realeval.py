@@ -25,7 +25,7 @@ def bootstrap(y: np.ndarray, pred: np.ndarray, n: int = BOOTSTRAP, seed: int = B
     """95% percentile intervals for micro-F1, macro-F1 and each tag's precision and recall,
     resampling messages with replacement."""
     rng = np.random.default_rng(seed)
-    micro, macro, prec, rec = [], [], [], []
+    micro, macro, prec, rec, f1 = [], [], [], [], []
     for _ in range(n):
         i = rng.integers(0, len(y), len(y))
         t = per_tag(y[i], pred[i])
@@ -35,10 +35,33 @@ def bootstrap(y: np.ndarray, pred: np.ndarray, n: int = BOOTSTRAP, seed: int = B
         macro.append(t["f1"][defined].mean() if defined.any() else 0.0)
         prec.append(t["precision"])
         rec.append(t["recall"])
-    prec, rec = np.array(prec), np.array(rec)
+        f1.append(t["f1"])
+    prec, rec, f1 = np.array(prec), np.array(rec), np.array(f1)
     return {"micro_f1": interval(micro), "macro_f1": interval(macro),
             "precision": [interval(prec[:, k]) for k in range(y.shape[1])],
-            "recall": [interval(rec[:, k]) for k in range(y.shape[1])]}
+            "recall": [interval(rec[:, k]) for k in range(y.shape[1])],
+            "f1": [interval(f1[:, k]) for k in range(y.shape[1])]}
+
+
+def false_alarms(y: np.ndarray, pred: np.ndarray) -> dict:
+    """The share of untagged messages given any tag: what a shop sees as noise on real traffic."""
+    untagged = y.sum(axis=1) == 0
+    n = int(untagged.sum())
+    flagged = int((pred[untagged].sum(axis=1) > 0).sum())
+    return {"untagged": n, "flagged": flagged, "rate": round(flagged / n, 4) if n else None}
+
+
+def with_intervals(y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray, tags: list[str]) -> dict:
+    """`report` plus 95% bootstrap intervals of every tag's precision, recall and F1."""
+    out = report(y, probs, thresholds, tags)
+    pred = predict(probs, thresholds)
+    ci = bootstrap(y, pred)
+    for k, tag in enumerate(tags):
+        out["per_tag"][tag]["precision_interval"] = ci["precision"][k]
+        out["per_tag"][tag]["recall_interval"] = ci["recall"][k]
+        out["per_tag"][tag]["f1_interval"] = ci["f1"][k]
+    out["interval"] = {"micro_f1": ci["micro_f1"], "macro_f1": ci["macro_f1"]}
+    return out
 
 
 def ece(y: np.ndarray, probs: np.ndarray, bins: int = BINS) -> float:
@@ -69,6 +92,7 @@ def real_report(rows: list[dict], probs: np.ndarray, thresholds: np.ndarray, tem
     pred = predict(probs, thresholds)
     out = {"random": report(y[rnd], probs[rnd], thresholds, tags),
            "random_and_slice": report(y, probs, thresholds, tags)}
+    out["random"]["false_alarms"] = false_alarms(y[rnd], pred[rnd])
     ci_rnd, ci_all = bootstrap(y[rnd], pred[rnd]), bootstrap(y, pred)
     out["random"]["interval"] = {"micro_f1": ci_rnd["micro_f1"], "macro_f1": ci_rnd["macro_f1"]}
     for k, tag in enumerate(tags):
@@ -87,8 +111,10 @@ def real_report(rows: list[dict], probs: np.ndarray, thresholds: np.ndarray, tem
 def print_real(title: str, r: dict) -> None:
     rnd, allr = r["random"], r["random_and_slice"]
     print(f"\n{title}: random part {rnd['messages']} messages, with the rare-tag slice {allr['messages']}")
+    fa = rnd["false_alarms"]
     print(f"  random part: micro-F1 {rnd['micro_f1']:.4f} {rnd['interval']['micro_f1']}  "
-          f"macro-F1 {rnd['macro_f1']:.4f} {rnd['interval']['macro_f1']}")
+          f"macro-F1 {rnd['macro_f1']:.4f} {rnd['interval']['macro_f1']}  "
+          f"false alarms {fa['flagged']} of {fa['untagged']} untagged ({fa['rate']})")
     print(f"  {'tag':<20}{'precision':>10}{'95% interval':>18}{'recall':>8}{'95% interval':>18}{'positives':>10}")
     for tag, m in allr["per_tag"].items():
         print(f"  {tag:<20}{m['precision']:>10.4f}{str(m['precision_interval']):>18}{m['recall']:>8.4f}"
@@ -98,3 +124,12 @@ def print_real(title: str, r: dict) -> None:
         for s, v in r["by_source"].items()))
     c = r["calibration"]
     print(f"  ECE (10 bins, all tags pooled): before scaling {c['ece_before']:.4f}, after {c['ece_after']:.4f}")
+
+
+def print_with_intervals(title: str, r: dict) -> None:
+    print(f"\n{title} ({r['messages']} messages): micro-F1 {r['micro_f1']} {r['interval']['micro_f1']}")
+    print(f"  {'tag':<20}{'precision':>10}{'95% interval':>18}{'recall':>8}{'95% interval':>18}"
+          f"{'F1':>8}{'95% interval':>18}{'positives':>10}")
+    for tag, m in r["per_tag"].items():
+        print(f"  {tag:<20}{m['precision']:>10.4f}{str(m['precision_interval']):>18}{m['recall']:>8.4f}"
+              f"{str(m['recall_interval']):>18}{m['f1']:>8.4f}{str(m['f1_interval']):>18}{m['support']:>10}")

@@ -46,6 +46,17 @@ def load_encoder(base: Path | str) -> nn.Module:
     return AutoModel.from_pretrained(str(base), attn_implementation="eager")
 
 
+def keep_rows(encoder: nn.Module, keep_ids: list[int]) -> nn.Module:
+    """The encoder with only the word-embedding rows `keep_ids`, in that order (a pruned
+    vocabulary's new id n is the old id keep_ids[n])."""
+    old = encoder.embeddings.word_embeddings.weight.data
+    rows = nn.Embedding(len(keep_ids), old.shape[1], padding_idx=0)
+    rows.weight.data.copy_(old[torch.tensor(keep_ids)])
+    encoder.embeddings.word_embeddings = rows
+    encoder.config.vocab_size = len(keep_ids)
+    return encoder
+
+
 def random_encoder(model_type: str, **sizes) -> nn.Module:
     """A small randomly initialised encoder of a given family, for export-path tests."""
     config = AutoConfig.for_model(model_type, **sizes)

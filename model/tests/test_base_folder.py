@@ -16,7 +16,7 @@ from pipeline import tract
 from pipeline.export import export_onnx, load_trained
 from pipeline.onnxrt import session as ort_session
 from pipeline.tagger import random_encoder
-from pipeline.train import feeds, load_tokenizer, parse_args, train
+from pipeline.train import feeds, parse_args, train, trained_tokenizer
 
 
 def distilbert_folder(root: Path) -> Path:
@@ -44,7 +44,9 @@ def test_local_distilbert_folder_trains_exports_and_runs_in_tract(tmp_path):
     model, _ = load_trained(out)
     onnx = tmp_path / "tagger.onnx"
     export_onnx(model, onnx)
-    tok = load_tokenizer(str(base), 128)
+    tok = trained_tokenizer(out, summary)
+    assert summary["vocabulary"]["pieces"] < summary["vocabulary"]["of"], "trained on a pruned vocabulary"
+    assert tok.get_vocab_size() == summary["vocabulary"]["pieces"]
     batch = feeds(tok, ["hi, first time here", "ok I'll take the blue one", "where is my order?"], 3)
     expected = ort_session(onnx).run(None, batch[0])[0]
     np.testing.assert_allclose(tract.logits(onnx, batch)[0], expected, atol=1e-3)

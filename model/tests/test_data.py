@@ -76,10 +76,28 @@ def test_committed_splits_are_what_prepare_makes(splits):
     rows, _ = prepare.drop_exact_duplicates(prepare.load_raw())
     rows, _ = prepare.drop_near_duplicates(rows)
     made = prepare.stratified_split(rows)
+    prepare.relabel(made, prepare.read_relabels())
     for name in ds.SPLITS:
         assert [(r["message"], r["tags"]) for r in made[name]] == [
             (r["message"], r["tags"]) for r in splits[name]
         ], name
+
+
+def test_relabels_keep_every_message_in_its_split_and_stop_when_stale():
+    rows, _ = prepare.drop_exact_duplicates(prepare.load_raw())
+    rows, _ = prepare.drop_near_duplicates(rows)
+    made = prepare.stratified_split(rows)
+    before = {name: [r["message"] for r in made[name]] for name in ds.SPLITS}
+    assert prepare.relabel(made, prepare.read_relabels()) == len(prepare.read_relabels())
+    assert {name: [r["message"] for r in made[name]] for name in ds.SPLITS} == before
+    stale = {"no such message": {"message": "no such message", "tags": [], "was": ["Hot-buyer"], "rule": "27"}}
+    with pytest.raises(SystemExit, match="match no message"):
+        prepare.relabel(prepare.stratified_split(rows), stale)
+    one = made["test"][0]
+    moved = {ds.normalise(one["message"]): {"message": one["message"], "tags": [], "was": ["Wishlist-user"] if
+                                             one["tags"] != ["Wishlist-user"] else ["Hot-buyer"], "rule": "x"}}
+    with pytest.raises(SystemExit, match="the data says"):
+        prepare.relabel(made, moved)
 
 
 FIXES = [

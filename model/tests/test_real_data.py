@@ -42,7 +42,8 @@ def test_random_part_is_the_seeded_sample_and_nothing_else(pool):
     """Nothing chose, filtered or dropped random rows: they are exactly the seeded draw."""
     assert {r["id"] for r in LABELS if r["part"] == "random"} == set(real.random_sample(pool))
     per_source = Counter(real.source_of(r["id"]) for r in LABELS if r["part"] == "random")
-    assert set(per_source.values()) == {real.PER_SOURCE}
+    assert per_source == {s: real.PER_SOURCE_OF.get(s, real.PER_SOURCE) for s in per_source}
+    assert set(per_source) == {real.source_of(pid) for pid in pool}
 
 
 def test_random_part_is_split_in_halves():
