@@ -14,7 +14,7 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 # minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
 QUANT_FORMS ?= weights-int8
 
-.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement tract-tool moto \
+.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
 	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser
 
@@ -25,6 +25,7 @@ help:
 	@echo "make prune   cut the shipped model's vocabulary to the pieces real traffic uses (kept if validation holds)"
 	@echo "make eval    print the shipped model's metrics and targets, redraw model/reports/*.png"
 	@echo "make agreement   Cohen's kappa and micro-F1 between the real data's annotators"
+	@echo "make styleprobe  does the writing style alone predict a tag? (ROC AUC per tag)"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
 	@echo "make dynamodb-local   a local DynamoDB-compatible server with the conversation table"
 	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
@@ -259,3 +260,9 @@ eval: venv
 
 agreement: venv
 	cd model && $(PY) -m pipeline.agreement
+
+# Does the writing style alone (length, case, punctuation, sign-offs, @handles; no word) predict a
+# tag? A logistic probe per tag on training rows, ROC AUC printed and written to
+# model/reports/styleprobe.json (issue 20).
+styleprobe: venv
+	cd model && $(PY) -m pipeline.styleprobe

@@ -65,6 +65,15 @@ def decide(pid: str, ann: dict[str, list[str]], adjudicated: dict[str, list[str]
     return first, False
 
 
+def split_evaluation_parts(new_eval: dict[str, list[dict]]) -> None:
+    """Each evaluation part's new rows halved into validation and test by the same iterative
+    stratification (and seed) as every other evaluation row, in place."""
+    for group in new_eval.values():
+        for split, members in stratified_split(group, seed=real.SAMPLE_SEED, ratios=EVAL_RATIOS).items():
+            for row in members:
+                row["split"] = split
+
+
 def merge(args) -> int:
     pool = real.load_pool()
     ann = annotations(args.dir)
@@ -94,10 +103,7 @@ def merge(args) -> int:
             else:
                 new_eval[part].append(row)
         rows.append(row)
-    for part, group in new_eval.items():
-        for split, members in stratified_split(group, seed=real.SAMPLE_SEED, ratios=EVAL_RATIOS).items():
-            for row in members:
-                row["split"] = split
+    split_evaluation_parts(new_eval)
     real.REAL_DIR.mkdir(parents=True, exist_ok=True)
     real.write_labels(rows)
     pairs = []
@@ -183,10 +189,7 @@ def extend(args) -> int:
         if part != "active":
             new_eval[part].append(row)
         rows.append(row)
-    for part, group in new_eval.items():
-        for split, members in stratified_split(group, seed=real.SAMPLE_SEED, ratios=EVAL_RATIOS).items():
-            for row in members:
-                row["split"] = split
+    split_evaluation_parts(new_eval)
     all_rows = before + rows
     real.write_labels(all_rows)
     with real.DOUBLE.open("a", encoding="utf-8") as fh:

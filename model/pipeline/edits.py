@@ -205,12 +205,15 @@ def hold_out_cleanly(rows: list[dict], pool: dict[str, dict], labels: list[dict]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.edits import OUT TARGET=FILE ...`: the writers' files turned into
-    `data/real/counterfactual.jsonl` (TARGET is a tag, or `none` for a file of removals)."""
+    """`python -m pipeline.edits import [--append] TARGET:AUTHOR=FILE ...`: the writers' files
+    turned into `data/real/counterfactual.jsonl` (TARGET is a tag, or `none` for a file of
+    removals). `--append` keeps the committed edits (a later round of writing adds to them; an
+    edit of a row, kind and target already there is left out)."""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("command", choices=("import",))
+    p.add_argument("--append", action="store_true", help="keep the committed edits and add these")
     p.add_argument("files", nargs="+", help="TARGET:AUTHOR=FILE")
     args = p.parse_args(argv)
     pool, labels = real.load_pool(), real.read_labels()
@@ -220,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         target, author = head.split(":", 1)
         specs.append((Path(path), None if target == "none" else target, author))
     rows, skipped = from_annotations(specs, pool, labels)
+    if args.append:
+        kept = read()
+        have = {(r["id"], r["kind"], r["target"]) for r in kept}
+        skipped += [f"{r['id']}: a {r['kind']} edit of this row is already committed" for r in rows
+                    if (r["id"], r["kind"], r["target"]) in have]
+        rows = kept + [r for r in rows if (r["id"], r["kind"], r["target"]) not in have]
     moved = hold_out_cleanly(rows, pool, labels)
     write(rows)
     print("\n".join(skipped[:50]))

@@ -46,7 +46,11 @@ def test_the_shipped_pair_has_one_row_per_piece_and_says_so():
     assert LABELS["vocabulary"]["pieces"] == rows < LABELS["vocabulary"]["of"]
     report = json.loads((ds.MODEL_DIR / "reports" / "pruning.json").read_text())
     assert report["shipped"] and report["pieces"] == rows
-    assert all(r["messages_with_another_tag_set"] == 0 for r in report["validation"].values())
+    if report.get("at") == "training":
+        # Cut before training (issue 20): the model never had the other rows, nothing to compare.
+        assert report["of"] == LABELS["vocabulary"]["of"] and report["keep_below"] > 0
+    else:
+        assert all(r["messages_with_another_tag_set"] == 0 for r in report["validation"].values())
 
 
 def test_pruned_rows_give_the_same_probabilities_where_the_pieces_are_kept(pruned):
