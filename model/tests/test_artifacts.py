@@ -62,3 +62,17 @@ def test_calibration_temperatures_are_recorded_for_every_tag():
     assert all(0.25 <= t <= 20.0 for t in temperatures.values())
     training = json.loads((ds.MODEL_DIR / "reports" / "training.json").read_text())
     assert training["temperatures"] == temperatures
+
+
+def test_the_cards_summary_table_states_the_shipped_models_numbers():
+    """The table at the top of the card is what readers quote: its rows must be this model's,
+    not those of a run that was measured beside it."""
+    m = LABELS["metrics"]
+    head = CARD.split("\n## ", 1)[0]
+    assert f"| model version | `{LABELS['model_version']}`" in head
+    assert f"micro-F1 **{m['real_test']['random']['micro_f1']:.4f}**" in head
+    assert f"micro-F1 **{m['test']['micro_f1']:.4f}**, macro-F1 **{m['test']['macro_f1']:.4f}**" in head
+    report = json.loads((ds.MODEL_DIR / "reports" / "metrics.json").read_text())
+    assert f"micro-F1 **{report['external']['micro_f1']:.4f}**" in head
+    assert f"micro-F1 **{m['counterfactual_test']['micro_f1']:.4f}**" in head
+    assert f"{LABELS['vocabulary']['pieces']:,} of the base's {LABELS['vocabulary']['of']:,}" in head
