@@ -193,11 +193,14 @@ def from_annotations(files: list[tuple[Path, str | None, str]], pool: dict[str, 
 def hold_out_cleanly(rows: list[dict], pool: dict[str, dict], labels: list[dict]) -> list[str]:
     """Sources whose held-out edits near-duplicate a training text are moved, with all their
     edits, to training; returns their ids."""
-    moved = []
+    moved: list[str] = []
     while True:
         bad = {p.split(" of ", 1)[1].split(" ", 1)[0] for p in check(rows, pool, labels) if " of " in p}
         if not bad:
             return moved
+        if bad <= set(moved):
+            raise SystemExit(f"edits still unusable after moving {len(moved)} sources to training: "
+                             + "; ".join(check(rows, pool, labels)[:5]))
         for r in rows:
             if r["id"] in bad:
                 r["split"] = "train"
@@ -228,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         have = {(r["id"], r["kind"], r["target"]) for r in kept}
         skipped += [f"{r['id']}: a {r['kind']} edit of this row is already committed" for r in rows
                     if (r["id"], r["kind"], r["target"]) in have]
-        rows = kept + [r for r in rows if (r["id"], r["kind"], r["target"]) not in have]
+        # A new edit of a source that already has edits joins that source's split, so a
+        # source never straddles splits (an earlier import may have moved it to training).
+        split_of = {r["id"]: r["split"] for r in kept}
+        rows = kept + [{**r, "split": split_of.get(r["id"], r["split"])} for r in rows
+                       if (r["id"], r["kind"], r["target"]) not in have]
     moved = hold_out_cleanly(rows, pool, labels)
     write(rows)
     print("\n".join(skipped[:50]))

@@ -242,6 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def training_edit_leaks(joined: list[dict], variants: list[dict], labels: list[dict],
+                        pool: dict[str, dict]) -> list[str]:
+    """Training counterfactual edits and style variants that near-duplicate (4-gram Jaccard
+    >= 0.85) an evaluation text: a real validation or test row, a held-out edit or variant, a
+    machine-written validation or test message. `edits.check` looks the other way (held-out
+    edits against training texts); an edit of one pool row can still come near another row
+    that sits in an evaluation split, and a variant can come near any evaluation text."""
+    train = [(f"edit of {r['id']} ({r['kind']})", r["message"]) for r in joined if r["split"] == "train"]
+    train += [(f"variant of {v['original'][:30]!r}", v["message"]) for v in variants if v["split"] == "train"]
+    evals = [pool[r["id"]]["message"] for r in labels if r["part"] != "active"]
+    evals += [r["message"] for r in joined if r["split"] != "train"]
+    evals += [v["message"] for v in variants if v["split"] != "train"]
+    evals += [r["message"] for split in ("validation", "test") for r in ds.load_split(split)]
+    pairs = near_duplicate_pairs([t for _, t in train], evals)
+    return sorted({train[i][0] for i, _, _ in pairs})
+
+
 def write_real_style(work: Path, pool: dict[str, dict], labels: list[dict]) -> None:
     """The counterfactual edits applied to their pool texts, and the style variants, by split
     (`work/real/counterfactual_<split>.jsonl`, `style_<split>.jsonl`), after their checks."""
@@ -252,6 +269,8 @@ def write_real_style(work: Path, pool: dict[str, dict], labels: list[dict]) -> N
     if problems:
         raise SystemExit("counterfactual edits or style variants unusable:\n  " + "\n  ".join(problems[:30]))
     joined = edits.join(cf_rows, pool)
+    if leaks := training_edit_leaks(joined, variants, labels, pool):
+        raise SystemExit("training edits or variants near-duplicate an evaluation text:\n  " + "\n  ".join(leaks[:30]))
     for split in edits.SPLITS:
         ds.write_jsonl(work / f"counterfactual_{split}.jsonl", [r for r in joined if r["split"] == split])
         ds.write_jsonl(work / f"style_{split}.jsonl", style.of_split(variants, split))

@@ -82,7 +82,7 @@ def probe(rows: list[dict]) -> dict[str, float | None]:
 
 def read(name: str) -> list[dict]:
     path = WORK / name
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()] if path.exists() else []
 
 
 def training_sets() -> dict[str, list[dict]]:

@@ -9,7 +9,7 @@ weighs four validation sets (`OBJECTIVE_WEIGHTS`). Then a temperature per tag is
 real-style validation rows (real, counterfactual, variants) where they hold enough positives of
 the tag, and folded into the head, so the exported logits give calibrated probabilities; the
 thresholds are chosen on that scale with a recall floor on real-style positives
-(`metrics.tune_thresholds_floor`).
+(`thresholds.tune_thresholds_floor`).
 Writes `state.pt` (weights), `training.json` (config, history, thresholds, temperatures) and
 the base's `tokenizer.json` with its stored padding removed.
 """

@@ -145,3 +145,21 @@ def test_every_held_out_edit_was_checked_blind_and_agrees():
     pairs = {(p["id"], tuple(p["first"]), tuple(p["second"])) for p in counterfactual_pairs()}
     held = {(r["id"], tuple(r["tags"]), tuple(r["tags"])) for r in EDITS if r["split"] != "train"}
     assert held == pairs
+
+
+def test_no_training_edit_or_variant_near_duplicates_an_evaluation_text(pool):
+    joined = edits.join(EDITS, pool)
+    assert real.training_edit_leaks(joined, VARIANTS, LABELS, pool) == []
+
+
+def test_a_training_edit_that_comes_near_an_evaluation_row_is_caught():
+    # Two pool rows: x-000001 is a real test row; the training edit of x-000000 turns its text
+    # into (nearly) that row's text, which would train on an evaluation message.
+    pool = _pool("where is my parcel, it was due monday", "hi, is the blue kettle back in stock yet? thanks")
+    labels = [_label("x-000001", "random", "test")]
+    row = _edit(pool, "x-000000", "hi, is the blue kettle back in stock yet? thanks!", [], kind="remove", target=None)
+    joined = edits.join([row], pool)
+    leaks = real.training_edit_leaks(joined, [], labels, pool)
+    assert leaks == ["edit of x-000000 (remove)"]
+    held_out = [{**r, "split": "test"} for r in joined]
+    assert real.training_edit_leaks(held_out, [], labels, pool) == []

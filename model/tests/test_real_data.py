@@ -21,8 +21,8 @@ PAIRS = [json.loads(x) for x in real.DOUBLE.read_text().splitlines() if x.strip(
 
 @pytest.fixture(scope="module")
 def pool():
-    if not real.pool_path().exists():
-        pytest.skip("real pool not present")
+    if not real.pools_present():
+        pytest.skip("real pools not present")
     return real.load_pool()
 
 
