@@ -171,7 +171,7 @@ bench-peer: venv tract-tool
 
 # The distilled student (pipeline/distill.py): 3 of the 6 layers and a pruned vocabulary, taught
 # by the shipped model on the training data and the unlabelled pool; exported and quantized into
-# model/work/student/ and measured in tract. It does not replace model/tagger.onnx (see the README).
+# model/work/student/ and measured in tract. It does not replace model/tagger.onnx (see docs/performance.md).
 student: venv tract-tool
 	cd model && $(PY) -m pipeline.real
 	cd model && $(PY) -m pipeline.distill --out work/student
