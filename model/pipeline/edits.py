@@ -135,6 +135,14 @@ def _row_problems(n: int, r: dict, pool: dict[str, dict], labelled: dict[str, di
 
 def check(rows: list[dict], pool: dict[str, dict], labels: list[dict]) -> list[str]:
     """Every problem that makes the edits unusable; empty when they are sound."""
+    if problems := row_problems(rows, pool, labels):
+        return problems
+    return [f"held-out counterfactual of {pid} near-duplicates a training text ({sim:.2f})"
+            for pid, sim in held_out_near_duplicates(rows, pool, labels)]
+
+
+def row_problems(rows: list[dict], pool: dict[str, dict], labels: list[dict]) -> list[str]:
+    """What is wrong with the rows one by one, and any source in two splits."""
     labelled = {r["id"]: r for r in labels}
     problems, split_of = [], {}
     for n, r in enumerate(rows, 1):
@@ -143,15 +151,18 @@ def check(rows: list[dict], pool: dict[str, dict], labels: list[dict]) -> list[s
         if first != r.get("split"):
             problems.append(f"counterfactual.jsonl:{n} ({r.get('id')}): its source is in two splits, "
                             f"{first} and {r.get('split')}")
-    if problems:
-        return problems
+    return problems
+
+
+def held_out_near_duplicates(rows: list[dict], pool: dict[str, dict],
+                             labels: list[dict]) -> list[tuple[str, float]]:
+    """(source id, similarity) of each held-out edit that near-duplicates a training text (a
+    training edit or a real training row). The rows must be sound (`row_problems` empty)."""
     joined = join(rows, pool)
     held = [r for r in joined if r["split"] != "train"]
     train = [r["message"] for r in joined if r["split"] == "train"]
     train += [pool[r["id"]]["message"] for r in labels if r["part"] == "active"]
-    for i, j, sim in real.near_duplicate_pairs([r["message"] for r in held], train):
-        problems.append(f"held-out counterfactual of {held[i]['id']} near-duplicates a training text ({sim:.2f})")
-    return problems
+    return [(held[i]["id"], sim) for i, _, sim in real.near_duplicate_pairs([r["message"] for r in held], train)]
 
 
 def from_annotations(files: list[tuple[Path, str | None, str]], pool: dict[str, dict],
@@ -193,14 +204,15 @@ def from_annotations(files: list[tuple[Path, str | None, str]], pool: dict[str, 
 def hold_out_cleanly(rows: list[dict], pool: dict[str, dict], labels: list[dict]) -> list[str]:
     """Sources whose held-out edits near-duplicate a training text are moved, with all their
     edits, to training; returns their ids."""
+    if problems := row_problems(rows, pool, labels):
+        raise SystemExit("edits unusable:\n  " + "\n  ".join(problems[:30]))
     moved: list[str] = []
     while True:
-        bad = {p.split(" of ", 1)[1].split(" ", 1)[0] for p in check(rows, pool, labels) if " of " in p}
+        # Moving a source to training only removes held-out rows, so each pass shrinks the set
+        # and the loop ends.
+        bad = {pid for pid, _ in held_out_near_duplicates(rows, pool, labels)}
         if not bad:
             return moved
-        if bad <= set(moved):
-            raise SystemExit(f"edits still unusable after moving {len(moved)} sources to training: "
-                             + "; ".join(check(rows, pool, labels)[:5]))
         for r in rows:
             if r["id"] in bad:
                 r["split"] = "train"

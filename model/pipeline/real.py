@@ -195,8 +195,12 @@ def eval_leaks(rows: list[dict], labels: list[dict], pool: dict[str, dict]) -> s
     The machine-written set holds a few stock phrases ("ok thanks") that real shoppers also
     type; training on them would leak into the real evaluation, so training leaves them out.
     """
-    evals = [pool[r["id"]]["message"] for r in labels if r["part"] != "active"]
-    return {i for i, _, _ in near_duplicate_pairs([r["message"] for r in rows], evals)}
+    return {i for i, _, _ in near_duplicate_pairs([r["message"] for r in rows], evaluation_texts(labels, pool))}
+
+
+def evaluation_texts(labels: list[dict], pool: dict[str, dict]) -> list[str]:
+    """The texts of the real evaluation rows (random and slice, validation and test)."""
+    return [pool[r["id"]]["message"] for r in labels if r["part"] != "active"]
 
 
 def machine_train(labels: list[dict], pool: dict[str, dict]) -> list[dict]:
@@ -251,7 +255,7 @@ def training_edit_leaks(joined: list[dict], variants: list[dict], labels: list[d
     that sits in an evaluation split, and a variant can come near any evaluation text."""
     train = [(f"edit of {r['id']} ({r['kind']})", r["message"]) for r in joined if r["split"] == "train"]
     train += [(f"variant of {v['original'][:30]!r}", v["message"]) for v in variants if v["split"] == "train"]
-    evals = [pool[r["id"]]["message"] for r in labels if r["part"] != "active"]
+    evals = evaluation_texts(labels, pool)
     evals += [r["message"] for r in joined if r["split"] != "train"]
     evals += [v["message"] for v in variants if v["split"] != "train"]
     evals += [r["message"] for split in ("validation", "test") for r in ds.load_split(split)]
