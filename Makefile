@@ -14,7 +14,7 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 # minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
 QUANT_FORMS ?= weights-int8
 
-.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval agreement styleprobe tract-tool moto \
+.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
 	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser
 
@@ -24,6 +24,7 @@ help:
 	@echo "             FEEDBACK=file.jsonl adds an export-feedback file; old vs new in model/reports/flywheel.md"
 	@echo "make prune   cut the shipped model's vocabulary to the pieces real traffic uses (kept if validation holds)"
 	@echo "make eval    print the shipped model's metrics and targets, redraw model/reports/*.png"
+	@echo "make eval-forms  the model in both execution forms (f32, int8) side by side on every set"
 	@echo "make agreement   Cohen's kappa and micro-F1 between the real data's annotators"
 	@echo "make styleprobe  does the writing style alone predict a tag? (ROC AUC per tag)"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
@@ -76,9 +77,11 @@ browser:
 
 # The shipped binaries, end to end (tests/bootstrap_e2e.rs): the arm64 bootstrap under
 # qemu-user, the x86_64 one natively, against cargo-lambda's Runtime API and moto; then the
-# x86_64 cold start (median of 7). --nocapture prints the measurements.
+# x86_64 cold start (median of 7). Then the execution forms (tests/forms_e2e.rs): which form each
+# bootstrap picks, and that f32 and int8 tag alike, on x86_64 and on arm64 as Graviton2's and an
+# SVE2 core (about 2-3 minutes under qemu). --nocapture prints the measurements.
 e2e: packages moto e2e-tools
-	cargo test $(TEST_PROFILE) --test bootstrap_e2e -- --ignored --nocapture --test-threads=1
+	cargo test $(TEST_PROFILE) --test bootstrap_e2e --test forms_e2e -- --ignored --nocapture --test-threads=1
 
 e2e-tools:
 	scripts/install-e2e-tools.sh
@@ -257,6 +260,13 @@ prune: venv
 eval: venv
 	cd model && $(PY) -m pipeline.real --if-present
 	cd model && $(PY) -m pipeline.evaluate
+
+# The shipped model in both execution forms (INFERENCE_FORM f32 and int8), side by side on every
+# labelled set present: micro-F1 each, the largest probability change, decisions changed; fails
+# outside the stated tolerance (model/pipeline/forms.py).
+eval-forms: venv tract-tool
+	cd model && $(PY) -m pipeline.real --if-present
+	cd model && $(PY) -m pipeline.forms
 
 agreement: venv
 	cd model && $(PY) -m pipeline.agreement

@@ -23,7 +23,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use serde::Deserialize;
-use tagbeez::classifier::{Engine, TokenBatch};
+use tagbeez::classifier::{Cpu, Engine, FormChoice, InferenceForm, Selection, TokenBatch};
 
 #[derive(Deserialize)]
 struct Inputs {
@@ -36,6 +36,11 @@ fn main() {
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("logits"), Some(path)) => logits(path),
         (Some("startup"), Some(path)) => startup(path, args.get(3).and_then(|r| r.parse().ok())),
+        (Some("rewrites"), Some(path)) => rewrites(
+            path,
+            args.get(3).map(String::as_str),
+            args.get(4).and_then(|r| r.parse().ok()),
+        ),
         (Some("bench"), Some(path)) => bench(
             path,
             args.get(3).and_then(|r| r.parse().ok()),
@@ -43,7 +48,7 @@ fn main() {
         ),
         _ => Err(
             "usage: tract_tool logits MODEL.onnx < inputs.json | bench MODEL.onnx [RUNS] [plain] \
-             | startup MODEL.onnx [RUNS]"
+             | startup MODEL.onnx [RUNS] | rewrites MODEL.onnx ORT_DYNAMIC_INT8.onnx [RUNS]"
                 .into(),
         ),
     };
@@ -53,21 +58,28 @@ fn main() {
     }
 }
 
-fn load(path: &str, bucketed: bool) -> Result<(Engine, f64), Box<dyn std::error::Error>> {
+fn load(
+    path: &str,
+    bucketed: bool,
+) -> Result<(Engine, f64, InferenceForm), Box<dyn std::error::Error>> {
     let bytes = std::fs::read(path)?;
     let threads = std::env::var("INFERENCE_THREADS")
         .ok()
         .and_then(|t| t.parse().ok());
     tagbeez::classifier::threads::set(threads.unwrap_or(1));
     let start = Instant::now();
-    let engine = Engine::load(&bytes, bucketed)?;
-    Ok((engine, start.elapsed().as_secs_f64() * 1e3))
+    let choice: FormChoice = std::env::var("INFERENCE_FORM")
+        .unwrap_or_default()
+        .parse()?;
+    let form = Selection::choose(choice, Cpu::detect()).form;
+    let engine = Engine::load(&bytes, bucketed, form)?;
+    Ok((engine, start.elapsed().as_secs_f64() * 1e3, form))
 }
 
 fn logits(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     // The one symbolic plan, unpadded: per-length plans pad the message, which changes what a
     // graph with dynamic activation quantization computes (its ranges include the padding).
-    let (engine, _) = load(path, false)?;
+    let (engine, _, _) = load(path, false)?;
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text)?;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -106,7 +118,7 @@ fn bench(
     bucketed: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let runs = runs.unwrap_or(40).max(1);
-    let (engine, load_ms) = load(path, bucketed)?;
+    let (engine, load_ms, form) = load(path, bucketed)?;
     let mut p50 = serde_json::Map::new();
     for tokens in [8usize, 16, 32, 64] {
         let batch = message_of(tokens);
@@ -124,10 +136,17 @@ fn bench(
         times.sort_by(f64::total_cmp);
         p50.insert(tokens.to_string(), times[times.len() / 2].into());
     }
+    let peak = peak_rss_mb();
+    let kernels: Vec<String> = engine.kernels().into_iter().collect();
+    // Every plan the service would build ahead of traffic (`Engine::warm`), then the memory.
+    engine.warm()?;
     let report = serde_json::json!({
+        "form": form.as_str(),
         "load_ms": load_ms,
         "p50_ms": p50,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak,
+        "peak_rss_all_plans_mb": peak_rss_mb(),
+        "kernels": kernels,
     });
     println!("{report}");
     Ok(())
@@ -203,6 +222,135 @@ fn startup(path: &str, runs: Option<usize>) -> Result<(), Box<dyn std::error::Er
         let total: f64 = times.iter_mut().map(median).sum();
         out.insert("total".into(), total.into());
         println!("{}", serde_json::Value::Object(out));
+    }
+    Ok(())
+}
+
+/// One way of running a 16- or 32-token message, for `rewrites`.
+type Runner = Box<dyn Fn(&TokenBatch) -> Result<(), Box<dyn std::error::Error>>>;
+
+/// A plan of an ONNX file as tract-onnx parses it with `framework`'s op register: symbolic batch
+/// and sequence, no widening (for onnxruntime's dynamic-int8 graph, which has no int8 weights
+/// behind `DequantizeLinear`).
+fn plain_plan(
+    framework: tract_onnx::Onnx,
+    path: &str,
+) -> Result<(Runner, usize, usize), Box<dyn std::error::Error>> {
+    use tract_onnx::prelude::*;
+    let plan = framework
+        .model_for_path(path)?
+        .into_optimized()?
+        .into_runnable()?;
+    let names: Vec<String> = plan
+        .model()
+        .nodes()
+        .iter()
+        .map(|n| n.op.name().to_string())
+        .collect();
+    let casts = names.iter().filter(|n| n.contains("Cast")).count();
+    let muls = names
+        .iter()
+        .filter(|n| n.contains("Mul") && !n.contains("MatMul"))
+        .count();
+    let run: Runner = Box::new(move |t: &TokenBatch| {
+        let shape = [t.batch, t.sequence];
+        let ids = Tensor::from_shape(&shape, &t.input_ids)?;
+        let mask = Tensor::from_shape(&shape, &t.attention_mask)?;
+        plan.run(tvec!(ids.into(), mask.into()))?;
+        Ok(())
+    });
+    Ok((run, casts, muls))
+}
+
+/// Each rewrite of the int8 form measured side by side in one process, one thread: the
+/// shipped f32 form; onnxruntime's dynamic-int8 graph of the same weights with tract-onnx's
+/// own `DynamicQuantizeLinear` and with the project's vectorised one; the project's int8
+/// product (one plan, then per-length plans). The variants take turns, 20 runs at a time, so
+/// that all see the same machine; one JSON line per variant with its medians and the scaling
+/// nodes (`Cast`, `Mul`) its plan holds.
+fn rewrites(
+    path: &str,
+    ort: Option<&str>,
+    runs: Option<usize>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let ort = ort.ok_or("rewrites needs onnxruntime's dynamic-int8 file as its second argument")?;
+    let runs = runs.unwrap_or(200).max(20);
+    tagbeez::classifier::threads::set(1);
+    let bytes = std::fs::read(path)?;
+    let engine_runner = |engine: Engine| -> Runner {
+        Box::new(move |t: &TokenBatch| {
+            engine.run(t)?;
+            Ok(())
+        })
+    };
+    let engine_counts = |engine: &Engine| {
+        engine.warm().ok();
+        let ops = engine.plan_ops();
+        let count = |f: &dyn Fn(&str) -> bool| {
+            ops.iter()
+                .filter(|(k, _)| f(k))
+                .map(|(_, v)| v)
+                .sum::<usize>()
+        };
+        (
+            count(&|k| k.contains("Cast")),
+            count(&|k| k.contains("Mul") && !k.contains("MatMul")),
+        )
+    };
+    let mut variants: Vec<(&str, Runner, usize, usize)> = Vec::new();
+    let f32 = Engine::load(&bytes, false, InferenceForm::F32)?;
+    let (c, m) = engine_counts(&f32);
+    variants.push(("shipped f32 form, one plan", engine_runner(f32), c, m));
+    let (run, c, m) = plain_plan(tract_onnx::onnx(), ort)?;
+    variants.push((
+        "onnxruntime dynamic-int8 graph, tract's DynamicQuantizeLinear",
+        run,
+        c,
+        m,
+    ));
+    let (run, c, m) = plain_plan(tagbeez::classifier::int8::onnx(), ort)?;
+    variants.push((
+        "onnxruntime dynamic-int8 graph, vectorised DynamicQuantizeLinear",
+        run,
+        c,
+        m,
+    ));
+    let int8 = Engine::load(&bytes, false, InferenceForm::Int8)?;
+    let (c, m) = engine_counts(&int8);
+    variants.push((
+        "int8 form (one product node per weight), one plan",
+        engine_runner(int8),
+        c,
+        m,
+    ));
+    let bucketed = Engine::load(&bytes, true, InferenceForm::Int8)?;
+    let (c, m) = engine_counts(&bucketed);
+    variants.push(("int8 form, per-length plans", engine_runner(bucketed), c, m));
+    for tokens in [16usize, 32] {
+        let message = message_of(tokens);
+        let mut times = vec![Vec::new(); variants.len()];
+        for (_, run, _, _) in &variants {
+            for _ in 0..3 {
+                run(&message)?;
+            }
+        }
+        for _ in 0..runs / 20 {
+            for ((_, run, _, _), times) in variants.iter().zip(times.iter_mut()) {
+                for _ in 0..20 {
+                    let start = Instant::now();
+                    run(&message)?;
+                    times.push(start.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        for ((name, _, casts, muls), times) in variants.iter().zip(times.iter_mut()) {
+            times.sort_by(f64::total_cmp);
+            let line = serde_json::json!({
+                "variant": name, "tokens": tokens, "p50_ms": times[times.len() / 2],
+                "cast_nodes": casts, "mul_nodes": muls,
+            });
+            println!("{line}");
+        }
     }
     Ok(())
 }

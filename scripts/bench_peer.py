@@ -7,14 +7,19 @@
 Every engine runs in its own process on one message of 8, 16, 32 and 64 tokens, in turn, on
 the same machine: the ratios in the last columns are what to read, not the absolute times
 (these machines are shared). Rows per model:
-- tract, length-bucketed plans (what the service runs), 1 and 2 intra-op threads;
-- tract, the one symbolic plan (the engine before buckets);
+- tract in each execution form (`INFERENCE_FORM`): f32 (int8 weights widened at load) and int8
+  (int8 products, activations quantized per row), each on one symbolic plan and on per-length
+  plans, 1 intra-op thread; the int8 per-length row also on 2 threads. The row `serve` runs on
+  this CPU (auto: int8 where the CPU has VNNI or dotprod, else f32, one plan for f32) is marked;
 - onnxruntime 1 thread, fp32: the shipped graph with its int8 weights dequantized;
 - onnxruntime 1 thread, its own dynamic int8 (MatMulInteger) of that fp32 graph.
-The onnxruntime peer lives here, in the benchmark tooling, never in the shipped binary.
+The header names the CPU and the flags that decide the form; each tract row names the matrix
+kernels tract chose. The onnxruntime peer lives here, in the benchmark tooling, never in the
+shipped binary.
 
-`--http` adds the HTTP comparison: `tagbeez serve` (target/local/tagbeez) against a FastAPI +
-uvicorn + onnxruntime-int8 server on the same weights (scripts/peer_app.py), both on loopback,
+`--http` adds the HTTP comparison: `tagbeez serve` (target/local/tagbeez) in the form auto picks
+and forced to f32, against a FastAPI + uvicorn + onnxruntime-int8 server on the same weights
+(scripts/peer_app.py), all on loopback,
 the external messages (../shared/eval/external.jsonl, else the machine-written test split) sent
 one at a time over one kept-alive connection each, alternating between the two servers so that
 both see the same machine at the same moment; --requests per server, bounded. Before that,
@@ -95,8 +100,8 @@ def ort_bench(path: Path) -> dict:
     return {"load_ms": load_ms, "p50_ms": p50}
 
 
-def tract_bench(path: Path, threads: int, plain: bool) -> dict:
-    env = dict(os.environ, INFERENCE_THREADS=str(threads))
+def tract_bench(path: Path, threads: int, plain: bool, form: str = "auto") -> dict:
+    env = dict(os.environ, INFERENCE_THREADS=str(threads), INFERENCE_FORM=form)
     cmd = [str(TOOL), "bench", str(path), str(RUNS)] + (["plain"] if plain else [])
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout)
@@ -109,15 +114,27 @@ def in_subprocess(kind: str, path: Path) -> dict:
     return json.loads(out.stdout)
 
 
+# The /proc/cpuinfo flags that decide the execution form or the kernels tract picks.
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve", "sve2")
+
+
 def cpu() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
-        name = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        flags = next(line for line in text.splitlines() if line.startswith("flags"))
-        isa = "AVX-512 VNNI" if "avx512_vnni" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
-        return f"{name}, {isa}, {os.cpu_count()} cores"
+        lines = text.splitlines()
+        name = next((line.split(":", 1)[1].strip() for line in lines
+                     if line.startswith(("model name", "CPU part"))), platform.machine())
+        flags = set(next(line for line in lines if line.startswith(("flags", "Features"))).split(":", 1)[1].split())
+        found = " ".join(f for f in FLAGS if f in flags) or "none of " + " ".join(FLAGS)
+        return f"{name}, {os.cpu_count()} cores; flags: {found}"
     except (OSError, StopIteration):
         return platform.processor() or "unknown CPU"
+
+
+def kernel_family(kernels: list[str]) -> str:
+    """The families of tract's product kernels in a row: `avx512amx_mmm_i32_16x16` → avx512amx i32."""
+    families = sorted({f"{k.split('_mmm_')[0]} {k.split('_mmm_')[1].split('_')[0]}" for k in kernels if "_mmm_" in k})
+    return ", ".join(families)
 
 
 def peak_rss_mb() -> float:
@@ -131,8 +148,8 @@ def table(models: list[Path]) -> None:
     print(f"CPU: {cpu()}; one message, median of {RUNS} runs per length; onnxruntime 1 thread\n")
     head = " | ".join(f"{n} tok" for n in LENGTHS)
     ratio = " | ".join(f"/ort-int8 {n}" for n in LENGTHS)
-    print(f"| model | engine | load ms | peak RSS MB | {head} | {ratio} |")
-    print("|---|---|---:|---:|" + "---:|" * (2 * len(LENGTHS)))
+    print(f"| model | engine | kernels | load ms | peak RSS MB | {head} | {ratio} |")
+    print("|---|---|---|---:|---:|" + "---:|" * (2 * len(LENGTHS)))
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             fp32, int8 = Path(tmp, f"{model.stem}.fp32.onnx"), Path(tmp, f"{model.stem}.ort-int8.onnx")
@@ -140,19 +157,45 @@ def table(models: list[Path]) -> None:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            auto = tract_bench(model, 1, True)["form"]
             rows = [
-                ("tract, bucketed plans, 1 thread", tract_bench(model, 1, False)),
-                ("tract, bucketed plans, 2 threads", tract_bench(model, 2, False)),
-                ("tract, one symbolic plan, 1 thread", tract_bench(model, 1, True)),
+                ("tract f32, one plan", tract_bench(model, 1, True, "f32")),
+                ("tract f32, per-length plans", tract_bench(model, 1, False, "f32")),
+                ("tract int8, one plan", tract_bench(model, 1, True, "int8")),
+                ("tract int8, per-length plans", tract_bench(model, 1, False, "int8")),
+                ("tract int8, per-length plans, 2 threads", tract_bench(model, 2, False, "int8")),
                 ("onnxruntime fp32", in_subprocess("ort", fp32)),
                 ("onnxruntime dynamic int8", in_subprocess("ort", int8)),
             ]
+            served = "tract int8, per-length plans" if auto == "int8" else "tract f32, one plan"
             base = rows[-1][1]["p50_ms"]
             for name, r in rows:
                 cells = " | ".join(f"{r['p50_ms'][str(n)]:.2f}" for n in LENGTHS)
                 ratios = " | ".join(f"{r['p50_ms'][str(n)] / base[str(n)]:.2f}" for n in LENGTHS)
-                print(f"| {model.name} ({model.stat().st_size / 1e6:.1f} MB) | {name} | {r['load_ms']:.0f} | "
-                      f"{r.get('peak_rss_mb', 0):.0f} | {cells} | {ratios} |", flush=True)
+                label = f"**{name}** (`serve` here)" if name == served else name
+                rss = r.get("peak_rss_all_plans_mb", r.get("peak_rss_mb", 0))
+                print(f"| {model.name} ({model.stat().st_size / 1e6:.1f} MB) | {label} | "
+                      f"{kernel_family(r.get('kernels', []))} | {r['load_ms']:.0f} | {rss:.0f} | {cells} | {ratios} |",
+                      flush=True)
+            rewrites(model, int8)
+
+
+def rewrites(model: Path, ort_int8: Path) -> None:
+    """Each rewrite of the int8 form, side by side in one process (`tract_tool rewrites`)."""
+    out = subprocess.run([str(TOOL), "rewrites", str(model), str(ort_int8), str(RUNS * 4)], capture_output=True,
+                         text=True, check=True, env=dict(os.environ, INFERENCE_THREADS="1"))
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    print(f"\nEach rewrite, one process, one thread, variants taking turns ({RUNS * 4} runs each); ratios to the "
+          "shipped f32 form\n")
+    print("| variant | Cast nodes | Mul nodes | 16 tok ms | 32 tok ms | ×f32 at 16 | ×f32 at 32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    by = {(r["variant"], r["tokens"]): r for r in lines}
+    names = list(dict.fromkeys(r["variant"] for r in lines))
+    for name in names:
+        a, b = by[(name, 16)], by[(name, 32)]
+        base16, base32 = by[(names[0], 16)]["p50_ms"], by[(names[0], 32)]["p50_ms"]
+        print(f"| {name} | {a['cast_nodes']} | {a['mul_nodes']} | {a['p50_ms']:.2f} | {b['p50_ms']:.2f} | "
+              f"{a['p50_ms'] / base16:.2f} | {b['p50_ms'] / base32:.2f} |", flush=True)
 
 
 def free_port() -> int:
@@ -184,6 +227,14 @@ def wait_healthy(port: int, proc: subprocess.Popen, seconds: float = 60) -> None
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"server on {port} not healthy within {seconds} s")
+
+
+def http_get(port: int, path: str) -> str:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    return conn.getresponse().read().decode()
 
 
 def peak_rss_of(pid: int) -> float:
@@ -233,32 +284,37 @@ def http_table(model: Path, requests: int, starts: int) -> None:
         fp32, int8 = Path(tmp, "peer.fp32.onnx"), Path(tmp, "peer.int8.onnx")
         dequantized(model, fp32)
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        ours, theirs = free_port(), free_port()
-        env = dict(os.environ, PORT=str(ours), HOST="127.0.0.1", METRICS="off", LOG_LEVEL="warn")
+        ours, ours_f32, theirs = free_port(), free_port(), free_port()
+        env = dict(os.environ, PORT=str(ours), HOST="127.0.0.1", METRICS="off", LOG_LEVEL="warn",
+                   INFERENCE_FORM="auto")
         env.pop("TABLE_NAME", None)
+        env_f32 = dict(env, PORT=str(ours_f32), INFERENCE_FORM="f32")
         peer_env = dict(os.environ, PEER_ONNX=str(int8), PEER_TOKENIZER=str(REPO / "model" / "tokenizer.json"),
                         PEER_LABELS=str(REPO / "model" / "labels.json"), OMP_NUM_THREADS="1")
         commands = {
             "tagbeez": ([str(binary), "serve"], env, ours),
+            "tagbeez-f32": ([str(binary), "serve"], env_f32, ours_f32),
             "fastapi": ([sys.executable, "-m", "uvicorn", "peer_app:app", "--app-dir", str(REPO / "scripts"),
                          "--host", "127.0.0.1", "--port", str(theirs), "--log-level", "warning"], peer_env, theirs),
         }
         body = json.dumps({"message": messages[0]})
         started = {name: [] for name in commands}
+        names = list(commands)
         for i in range(starts):
-            for name in (("tagbeez", "fastapi") if i % 2 else ("fastapi", "tagbeez")):
+            for name in names[i % 3:] + names[:i % 3]:
                 started[name].append(first_answer(*commands[name], body))
         procs = [subprocess.Popen(cmd, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for cmd, e, _ in commands.values()]
         try:
-            for port, proc in zip((ours, theirs), procs):
+            for (_, _, port), proc in zip(commands.values(), procs):
                 wait_healthy(port, proc)
+            form = json.loads(http_get(ours, "/"))["inference"]
             conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                     for name, port in (("tagbeez", ours), ("fastapi", theirs))}
+                     for name, (_, _, port) in commands.items()}
             times = {name: [] for name in conns}
             for i in range(requests + 30):
                 body = json.dumps({"message": messages[i % len(messages)]})
-                for name in (("tagbeez", "fastapi") if i % 2 else ("fastapi", "tagbeez")):
+                for name in names[i % 3:] + names[:i % 3]:
                     t = time.perf_counter()
                     conns[name].request("POST", "/classify-message", body, {"content-type": "application/json"})
                     response = conns[name].getresponse()
@@ -272,7 +328,9 @@ def http_table(model: Path, requests: int, starts: int) -> None:
             for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=10)
-    labels = (("tagbeez", "tagbeez serve (tract, shipped)"), ("fastapi", "FastAPI + uvicorn + onnxruntime int8"))
+    labels = (("tagbeez", f"tagbeez serve, auto: {form['form']}"), ("tagbeez-f32", "tagbeez serve, INFERENCE_FORM=f32"),
+              ("fastapi", "FastAPI + uvicorn + onnxruntime int8"))
+    print(f"\ntagbeez serve's form: {form['form']} ({form['reason']})")
     print(f"\nStart-up: process start to the first 200 on POST /classify-message (polled every 2 ms), {starts} "
           "starts each, alternating\n")
     print("| server | median ms | min ms | max ms | peak RSS at first answer MB | peak RSS after the run MB |")

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::classifier::{FormChoice, InferenceForm};
 use crate::conversation::WindowRules;
 use crate::limit::{default_concurrency, LimitSettings};
 use crate::store::DynamoSettings;
@@ -61,6 +62,8 @@ pub struct Config {
     pub explain_max_words: usize,
     /// `INFERENCE_THREADS`: cores one inference spreads over (tract's multithreaded matmul).
     pub inference_threads: usize,
+    /// `INFERENCE_FORM`: `auto` (by the CPU), `f32` or `int8` (classifier::int8::form).
+    pub inference_form: FormChoice,
 }
 
 /// A setting that could not be used.
@@ -192,6 +195,15 @@ impl Config {
                 |v| (1..=16).contains(v),
                 "1 to 16",
             )?,
+            inference_form: choice(
+                get("INFERENCE_FORM"),
+                FormChoice::Auto,
+                &[
+                    ("auto", FormChoice::Auto),
+                    ("f32", FormChoice::Forced(InferenceForm::F32)),
+                    ("int8", FormChoice::Forced(InferenceForm::Int8)),
+                ],
+            )?,
             limit,
             store_deadline: millis(get("STORE_DEADLINE_MS"), 5_000)?,
             host: parse(get("HOST"), IpAddr::from([127, 0, 0, 1]), |_| true, "")?,
@@ -317,6 +329,18 @@ mod tests {
         );
         assert_eq!((c.demo_page, c.explain_max_words), (DemoPage::Auto, 32));
         assert_eq!(c.inference_threads, 1);
+        assert_eq!(c.inference_form, FormChoice::Auto);
+    }
+
+    #[test]
+    fn the_inference_form_is_read_and_checked() {
+        let forced = with(&[("INFERENCE_FORM", "int8")]).unwrap();
+        assert_eq!(
+            forced.inference_form,
+            FormChoice::Forced(InferenceForm::Int8)
+        );
+        let bad = with(&[("INFERENCE_FORM", "fp16")]).unwrap_err();
+        assert_eq!((bad.name, bad.value.as_str()), ("INFERENCE_FORM", "fp16"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tagbeez::classifier::{self, embedded, Classifier};
+use tagbeez::classifier::{self, embedded, Classifier, FormChoice, LoadOptions};
 use tagbeez::config::{Config, DemoPage};
 use tagbeez::service::Tagger;
 use tagbeez::store::{ConversationStore, DynamoFeedback, DynamoStore, MemoryStore};
@@ -37,11 +37,18 @@ async fn main() -> ExitCode {
     }
     let mode = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     classifier::threads::set(config.inference_threads);
-    let classifier = match load_then_warm() {
+    let classifier = match load_then_warm(config.inference_form) {
         Ok(c) => c,
         Err(e) => return fail(&format!("model: {e}")),
     };
     let model_version = classifier.labels().file.model_version.clone();
+    let selection = classifier.selection();
+    tracing::info!(
+        model_version,
+        form = %selection.form,
+        why = %selection.reason,
+        "model loaded"
+    );
     if let Err(e) = telemetry::install(
         config.metrics,
         in_lambda,
@@ -123,12 +130,16 @@ fn release_embedded_model() {
 /// frees (the parsed protobuf, the int8 weights once widened) is reused by the optimisation only
 /// on the same thread. Loading on the main thread and optimising on another cost 36 MB more
 /// peak RSS (measured: 166 against 130 MB at the first answer, `tagbeez serve`).
-fn load_then_warm() -> Result<Arc<Classifier>, classifier::ClassifierError> {
+fn load_then_warm(form: FormChoice) -> Result<Arc<Classifier>, classifier::ClassifierError> {
+    let options = LoadOptions {
+        form,
+        per_length_plans: None,
+    };
     let (loaded, received) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("tagbeez-model".into())
         .spawn(move || {
-            let classifier = Classifier::load(embedded::model_files()).map(Arc::new);
+            let classifier = Classifier::load_with(embedded::model_files(), options).map(Arc::new);
             release_embedded_model();
             let warm = classifier.as_ref().ok().map(Arc::clone);
             let _ = loaded.send(classifier);
@@ -146,7 +157,7 @@ fn load_then_warm() -> Result<Arc<Classifier>, classifier::ClassifierError> {
         }),
         Err(e) => {
             tracing::warn!(error = %e, "no model thread; plans are built on first use");
-            let classifier = Classifier::load(embedded::model_files()).map(Arc::new);
+            let classifier = Classifier::load_with(embedded::model_files(), options).map(Arc::new);
             release_embedded_model();
             classifier
         }

@@ -11,6 +11,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use tagbeez::api;
+use tagbeez::classifier::{Cpu, FormChoice, Selection};
 use tagbeez::conversation::Conversation;
 use tagbeez::store::{ConversationStore, StoreError};
 
@@ -349,6 +350,10 @@ async fn service_info_describes_the_model_and_routes() {
         assert!(endpoints.iter().any(|e| e == path), "{endpoints:?}");
     }
     assert_eq!(endpoints.len(), 10, "each path once: {endpoints:?}");
+    // The execution form this CPU calls for, and why.
+    let chosen = Selection::choose(FormChoice::Auto, Cpu::detect());
+    assert_eq!(info["inference"]["form"], chosen.form.as_str());
+    assert_eq!(info["inference"]["reason"], chosen.reason.as_str());
 }
 
 fn tags_of_strings(v: &Value) -> Vec<String> {

@@ -1,11 +1,15 @@
 //! The shipped model in `model/`, run by tract the way the service runs it, reproduces
 //! onnxruntime's probabilities and the model card's test metrics, and keeps the reference
-//! system's targeted fixes.
+//! system's targeted fixes, in both execution forms: the f32 form to onnxruntime's last digits,
+//! the int8 form within its stated tolerance (micro-F1 within 0.005 of the card, no probability
+//! moved by more than 0.1; `make eval-forms` holds every set to the same).
 
 use std::sync::LazyLock;
 
 use serde::Deserialize;
-use tagbeez::classifier::{Classifier, Labels, ModelFiles};
+use tagbeez::classifier::{
+    Classifier, FormChoice, InferenceForm, Labels, LoadOptions, ModelFiles, Prediction,
+};
 
 fn model_file(name: &str) -> Vec<u8> {
     let path = format!("{}/model/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -20,14 +24,26 @@ static FILES: LazyLock<(Vec<u8>, Vec<u8>, Vec<u8>)> = LazyLock::new(|| {
     )
 });
 
-static CLASSIFIER: LazyLock<Classifier> = LazyLock::new(|| {
-    Classifier::load(ModelFiles {
+fn load(form: InferenceForm) -> Classifier {
+    let files = ModelFiles {
         onnx: &FILES.0,
         tokenizer_json: &FILES.1,
         labels_json: &FILES.2,
-    })
-    .expect("the shipped model loads")
-});
+    };
+    let options = LoadOptions {
+        form: FormChoice::Forced(form),
+        per_length_plans: None,
+    };
+    Classifier::load_with(files, options).expect("the shipped model loads")
+}
+
+static CLASSIFIER: LazyLock<Classifier> = LazyLock::new(|| load(InferenceForm::F32));
+static INT8: LazyLock<Classifier> = LazyLock::new(|| load(InferenceForm::Int8));
+
+/// Both forms, for the tests that must hold in each.
+fn forms() -> [&'static Classifier; 2] {
+    [&CLASSIFIER, &INT8]
+}
 
 /// One line of `model/reports/test_probabilities.onnxruntime.jsonl`, written by
 /// `make model` from onnxruntime on the same ONNX file.
@@ -46,8 +62,7 @@ fn references() -> Vec<Reference> {
         .collect()
 }
 
-fn selected_tags(message: &str) -> Vec<String> {
-    let c = &*CLASSIFIER;
+fn selected_tags(c: &Classifier, message: &str) -> Vec<String> {
     let prediction = &c.classify_batch(&[message]).unwrap()[0];
     c.selected(prediction)
         .into_iter()
@@ -65,9 +80,8 @@ fn label_file_was_written_for_this_onnx_file() {
     assert!(!labels.matches_onnx(b"some other model"));
 }
 
-#[test]
-fn tract_reproduces_onnxruntime_and_the_cards_test_micro_f1() {
-    let c = &*CLASSIFIER;
+/// The largest probability change against the references, and micro-F1 on their labels.
+fn against_references(c: &Classifier) -> (f32, f64) {
     let refs = references();
     assert!(
         refs.len() > 400,
@@ -80,7 +94,7 @@ fn tract_reproduces_onnxruntime_and_the_cards_test_micro_f1() {
     // Batches of 32, padded to their longest message: the same batching the reference used.
     for chunk in refs.chunks(32) {
         let messages: Vec<&str> = chunk.iter().map(|r| r.message.as_str()).collect();
-        let predictions = c.classify_batch(&messages).unwrap();
+        let predictions: Vec<Prediction> = c.classify_batch(&messages).unwrap();
         for (r, p) in chunk.iter().zip(&predictions) {
             for (got, want) in p.probabilities.iter().zip(&r.probabilities) {
                 worst = worst.max((got - want).abs());
@@ -95,11 +109,21 @@ fn tract_reproduces_onnxruntime_and_the_cards_test_micro_f1() {
             }
         }
     }
-    assert!(worst <= 1e-3, "tract differs from onnxruntime by {worst}");
-    let micro_f1 = f64::from(2 * tp) / f64::from(2 * tp + fp + fn_);
-    let card = c.labels().file.metrics["test"]["micro_f1"]
+    (worst, f64::from(2 * tp) / f64::from(2 * tp + fp + fn_))
+}
+
+fn card_test_micro_f1(c: &Classifier) -> f64 {
+    c.labels().file.metrics["test"]["micro_f1"]
         .as_f64()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn tract_reproduces_onnxruntime_and_the_cards_test_micro_f1() {
+    let c = &*CLASSIFIER;
+    let (worst, micro_f1) = against_references(c);
+    assert!(worst <= 1e-3, "tract differs from onnxruntime by {worst}");
+    let card = card_test_micro_f1(c);
     assert!(
         ((micro_f1 * 1e4).round() / 1e4 - card).abs() < 1e-9,
         "tract micro-F1 {micro_f1:.4} != card {card}"
@@ -107,8 +131,26 @@ fn tract_reproduces_onnxruntime_and_the_cards_test_micro_f1() {
 }
 
 #[test]
+fn the_int8_form_keeps_the_cards_test_micro_f1() {
+    let c = &*INT8;
+    assert_eq!(c.selection().form, InferenceForm::Int8);
+    let (worst, micro_f1) = against_references(c);
+    assert!(worst <= 0.1, "a probability moved by {worst}");
+    let card = card_test_micro_f1(c);
+    assert!(
+        (micro_f1 - card).abs() <= 0.005,
+        "int8 micro-F1 {micro_f1:.4} against the card's {card}"
+    );
+}
+
+#[test]
 fn one_message_alone_scores_as_it_does_inside_a_padded_batch() {
-    let c = &*CLASSIFIER;
+    for c in forms() {
+        one_message_alone_scores_as_inside_a_batch(c);
+    }
+}
+
+fn one_message_alone_scores_as_inside_a_batch(c: &Classifier) {
     let short = "ok I'll take the blue one";
     let long = "hi there, I have been looking at your oak dining tables for a while and I think \
                 the extendable one might fit our kitchen, do you deliver to Leeds?";
@@ -141,10 +183,17 @@ fn reference_fixes_and_hard_negatives_hold() {
         ("not buying, just looking", &["Window-shopper"]),
         ("where is my discounted order", &[]),
     ];
-    for (message, want) in cases {
-        assert_eq!(selected_tags(message), *want, "{message}");
+    for c in forms() {
+        let form = c.selection().form;
+        for (message, want) in cases {
+            assert_eq!(selected_tags(c, message), *want, "{form}: {message}");
+        }
+        let not_new = selected_tags(c, "I'm not new here");
+        assert!(
+            !not_new.contains(&"First-time-visitor".to_string()),
+            "{form}"
+        );
     }
-    assert!(!selected_tags("I'm not new here").contains(&"First-time-visitor".to_string()));
 }
 
 /// The shipped tokenizer is pruned with the model (`make prune`); a tokenizer with more pieces

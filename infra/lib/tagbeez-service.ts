@@ -86,6 +86,11 @@ export interface TagbeezSettings {
   readonly explainMaxWords?: number;
   /** `INFERENCE_THREADS`: cores one inference spreads over, 1 to 16 (2 from 1,769 MB). @default 1 */
   readonly inferenceThreads?: number;
+  /**
+   * `INFERENCE_FORM`: `auto` runs int8 products where the CPU has fast int8 dot products (every
+   * Graviton has dotprod) and f32 elsewhere; `f32` or `int8` forces one. @default 'auto'
+   */
+  readonly inferenceForm?: 'auto' | 'f32' | 'int8';
 }
 
 export interface TagbeezServiceProps extends TagbeezSettings {
@@ -932,6 +937,10 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
   }
   const explainMaxWords = checkInt('explainMaxWords', settings.explainMaxWords ?? 32, 1, 128);
   const inferenceThreads = checkInt('inferenceThreads', settings.inferenceThreads ?? 1, 1, 16);
+  const inferenceForm = settings.inferenceForm ?? 'auto';
+  if (!['auto', 'f32', 'int8'].includes(inferenceForm)) {
+    throw new Error(`TagbeezService: inferenceForm must be auto, f32 or int8, not '${inferenceForm}'`);
+  }
   return {
     WINDOW_SIZE: numberText(windowSize),
     WINDOW_DECAY: numberText(windowDecay),
@@ -950,6 +959,7 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     DEMO_PAGE: settings.demoPage ? 'on' : 'off',
     EXPLAIN_MAX_WORDS: numberText(explainMaxWords),
     INFERENCE_THREADS: numberText(inferenceThreads),
+    INFERENCE_FORM: inferenceForm,
   };
 }
 

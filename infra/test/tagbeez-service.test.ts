@@ -82,6 +82,7 @@ const customized = synth({
   demoPage: true,
   explainMaxWords: 16,
   inferenceThreads: 2,
+  inferenceForm: 'f32',
   feedbackTableRemovalPolicy: RemovalPolicy.DESTROY,
   alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alerts',
   alarmNamePrefix: 'shop-tagbeez',
@@ -151,6 +152,7 @@ const SERVICE_ENV_DEFAULTS: Record<string, string> = {
   DEMO_PAGE: 'off',
   EXPLAIN_MAX_WORDS: '32',
   INFERENCE_THREADS: '1',
+  INFERENCE_FORM: 'auto',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -213,6 +215,7 @@ describe('function', () => {
           DEMO_PAGE: 'on',
           EXPLAIN_MAX_WORDS: '16',
           INFERENCE_THREADS: '2',
+          INFERENCE_FORM: 'f32',
           TABLE_NAME: { Ref: table.id },
           FEEDBACK_TABLE_NAME: { Ref: feedback.id },
         }),
@@ -251,6 +254,7 @@ describe('function', () => {
       [{ explainMaxWords: 129 }, /explainMaxWords/],
       [{ inferenceThreads: 0 }, /inferenceThreads/],
       [{ inferenceThreads: 17 }, /inferenceThreads/],
+      [{ inferenceForm: 'fp16' as 'auto' }, /inferenceForm/],
       [{ alarmTopicArn: 'ops-alerts' }, /alarmTopicArn/],
       [{ alarmTopicArn: 'arn:aws:sqs:eu-west-1:123456789012:queue' }, /alarmTopicArn/],
     ];

@@ -309,6 +309,10 @@ async fn service_info(State(t): State<Tagger>) -> Json<ServiceInfo> {
         routes: ROUTES.iter().map(|r| r.to_string()).collect(),
         endpoints: endpoints(),
         model_loaded: true,
+        inference: InferenceInfo {
+            form: t.classifier().selection().form.to_string(),
+            reason: t.classifier().selection().reason.clone(),
+        },
     })
 }
 

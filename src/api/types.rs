@@ -223,4 +223,17 @@ pub struct ServiceInfo {
     pub endpoints: Vec<String>,
     /// The reference service's field: always true (the model is embedded).
     pub model_loaded: bool,
+    /// How the model runs on this instance's CPU.
+    pub inference: InferenceInfo,
+}
+
+/// The execution form chosen at load (`INFERENCE_FORM`, docs/performance.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InferenceInfo {
+    /// `int8` (int8 weights, activations quantized per token) or `f32` (weights widened).
+    #[schema(example = "int8")]
+    pub form: String,
+    /// Why: the setting, or the CPU feature found or missing.
+    #[schema(example = "auto: this x86_64 CPU has avx512vnni (fast int8 dot products)")]
+    pub reason: String,
 }

@@ -18,9 +18,21 @@ use prost::Message;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::Gather;
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 
 use super::dequantize::DequantizeAxes;
+use super::int8::{self, InferenceForm};
 use super::ClassifierError;
+
+/// The single-message plan lengths of the int8 form. Each int8 plan holds its own packed
+/// weights (about 12 MB of resident set each in `tagbeez serve`), and all seven `BUCKETS` plus
+/// the symbolic plan took it to 144 MB peak RSS, against 97 MB with these; they cover the usual chat message (most are under 32 tokens) for
+/// 1.1-1.2× less latency at 16-32 tokens, within the 128 MB budget. Longer messages run on the
+/// symbolic plan, unpadded.
+pub const INT8_PLAN_LENGTHS: [usize; 3] = [16, 24, 32];
+
+/// The plans `warm` builds first: the most common lengths of chat messages.
+const WARM_ORDER: [usize; 7] = [16, 32, 8, 64, 24, 48, 128];
 
 /// Single-message length buckets, in tokens (special tokens included). A message longer than
 /// the last one runs on the symbolic plan.
@@ -42,7 +54,9 @@ struct Inner {
     model: Mutex<Option<TypedModel>>,
     /// Rows of the word-embedding table, read off the graph at load.
     embedding_rows: Option<usize>,
-    /// One plan per entry of `BUCKETS`, for a batch of one.
+    /// The lengths single messages get a plan of (`BUCKETS`, or `INT8_PLAN_LENGTHS`).
+    lengths: &'static [usize],
+    /// One plan per entry of `lengths`, for a batch of one.
     buckets: Vec<OnceLock<Result<Arc<TypedSimplePlan>, String>>>,
     symbolic: OnceLock<Result<Arc<TypedSimplePlan>, String>>,
     bucketed: bool,
@@ -94,29 +108,42 @@ impl Engine {
     /// machines measured they paid off only from 48-64 tokens (22% at 64), while chat messages
     /// are mostly under 32.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Self, ClassifierError> {
-        Self::load(bytes, false)
+        Self::load(bytes, false, InferenceForm::F32)
     }
 
     /// As `from_onnx_bytes`; with `bucketed`, a single message runs on a plan optimised for its
     /// length bucket (built on first use), batches on the symbolic plan.
     ///
-    /// Constant int8 weights are widened to f32 right after parsing (`DequantizeAxes`
-    /// says why: it is most of what typing cost).
-    pub fn load(bytes: &[u8], bucketed: bool) -> Result<Self, ClassifierError> {
-        let onnx = tract_onnx::onnx();
+    /// In the `Int8` form the weight products are first rewritten to int8 ones (`int8::rewrite`);
+    /// constant int8 weights left after that (all of them in the `F32` form) are widened to f32
+    /// right after parsing (`DequantizeAxes` says why: it is most of what typing cost).
+    pub fn load(
+        bytes: &[u8],
+        bucketed: bool,
+        form: InferenceForm,
+    ) -> Result<Self, ClassifierError> {
+        let onnx = int8::onnx();
         // Decoded in place: tract's own reader first copies the file (20 MB) into a buffer.
-        let proto = ModelProto::decode(bytes)
+        let mut proto = ModelProto::decode(bytes)
             .map_err(|e| ClassifierError::Engine(format!("the ONNX file does not decode: {e}")))?;
+        if form == InferenceForm::Int8 {
+            int8::rewrite(&mut proto);
+        }
         let axes = DequantizeAxes::of(&proto);
         let mut model = onnx.model_for_proto_model(&proto)?;
         drop(proto);
         axes.widen(&mut model)?;
         let model = model.into_typed()?.into_decluttered()?;
+        let lengths: &[usize] = match form {
+            InferenceForm::F32 => &BUCKETS,
+            InferenceForm::Int8 => &INT8_PLAN_LENGTHS,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 embedding_rows: embedding_rows(&model),
                 model: Mutex::new(Some(model)),
-                buckets: BUCKETS.iter().map(|_| OnceLock::new()).collect(),
+                lengths,
+                buckets: lengths.iter().map(|_| OnceLock::new()).collect(),
                 symbolic: OnceLock::new(),
                 bucketed,
             }),
@@ -132,13 +159,25 @@ impl Engine {
 
     /// Build plans ahead of their first request, most used lengths first: chat messages are
     /// mostly under 32 tokens. Meant for a background thread right after start-up.
+    ///
+    /// Once every plan exists the decluttered graph has no further use, and is dropped: with
+    /// per-length plans on, it holds the weights a further time (10.6 MB in int8).
     pub fn warm(&self) -> Result<(), ClassifierError> {
         if self.inner.bucketed {
-            for bucket in [1, 3, 0, 5, 2, 4, 6] {
-                self.bucket_plan(bucket)?;
+            let lengths = self.inner.lengths;
+            for length in WARM_ORDER {
+                if let Some(bucket) = lengths.iter().position(|&l| l == length) {
+                    self.bucket_plan(bucket)?;
+                }
             }
         }
-        self.symbolic_plan().map(|_| ())
+        self.symbolic_plan()?;
+        self.inner
+            .model
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        Ok(())
     }
 
     fn symbolic_plan(&self) -> Result<Arc<TypedSimplePlan>, ClassifierError> {
@@ -171,17 +210,50 @@ impl Engine {
                 model.ok_or_else(|| TractError::msg("no decluttered graph to plan from"))?;
             let mut values = HashMap::new();
             values.insert(model.sym("batch"), TDim::Val(1));
-            values.insert(model.sym("sequence"), TDim::Val(BUCKETS[bucket] as i64));
+            let length = inner.lengths[bucket];
+            values.insert(model.sym("sequence"), TDim::Val(length as i64));
             optimise(model.set_symbols(&values)?)
         })
     }
 
+    /// The lengths single messages get a plan of, when per-length plans are on.
+    pub fn plan_lengths(&self) -> &'static [usize] {
+        self.inner.lengths
+    }
+
+    /// The names of the matrix-product kernels tract chose in the plans built so far (for
+    /// `make bench-peer`, which prints which kernel family each form ran on).
+    pub fn kernels(&self) -> std::collections::BTreeSet<String> {
+        let built = self.inner.buckets.iter().chain([&self.inner.symbolic]);
+        let plans = built.filter_map(|cell| cell.get()?.as_ref().ok());
+        let nodes = plans.flat_map(|plan| plan.model().nodes().iter());
+        nodes
+            .filter_map(|node| node.op_as::<OptMatMul>())
+            .flat_map(|op| op.mmm.iter().map(|k| k.name().to_string()))
+            .collect()
+    }
+
+    /// How many nodes of each op the symbolic plan holds, once built (for `tract_tool rewrites`,
+    /// which counts the scaling nodes around the products).
+    pub fn plan_ops(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        if let Some(Ok(plan)) = self.inner.symbolic.get() {
+            for node in plan.model().nodes() {
+                *counts.entry(node.op.name().to_string()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Run the graph; returns the logits row-major, `[batch, outputs]`, and `outputs`.
     pub fn run(&self, tokens: &TokenBatch) -> Result<(Vec<f32>, usize), ClassifierError> {
-        let bucket =
-            bucket_of(tokens.sequence).filter(|_| tokens.batch == 1 && self.inner.bucketed);
+        let lengths = self.inner.lengths;
+        let bucket = lengths
+            .iter()
+            .position(|&l| tokens.sequence <= l)
+            .filter(|_| tokens.batch == 1 && self.inner.bucketed);
         match bucket {
-            Some(b) => run_plan(&self.bucket_plan(b)?, &tokens.padded_to(BUCKETS[b])),
+            Some(b) => run_plan(&self.bucket_plan(b)?, &tokens.padded_to(lengths[b])),
             None => run_plan(&self.symbolic_plan()?, tokens),
         }
     }

@@ -6,6 +6,7 @@ mod dequantize;
 pub mod embedded;
 mod engine;
 mod error;
+pub mod int8;
 mod labels;
 mod occlude;
 pub mod pages;
@@ -16,8 +17,9 @@ use std::time::{Duration, Instant};
 
 pub use batching::{sub_batches, MAX_SUB_BATCH};
 pub use dequantize::DequantizeAxes;
-pub use engine::{bucket_of, Engine, TokenBatch, BUCKETS};
+pub use engine::{bucket_of, Engine, TokenBatch, BUCKETS, INT8_PLAN_LENGTHS};
 pub use error::ClassifierError;
+pub use int8::{Cpu, FormChoice, FormChoiceError, InferenceForm, Selection};
 pub use labels::{LabelFile, Labels};
 pub use occlude::{words, Occlusion, WordSpan};
 pub use tokenize::{pad, EncodedBatch, EncodedRow, TextEncoder};
@@ -50,26 +52,42 @@ pub struct Split {
     pub inference: Duration,
 }
 
+/// How a classifier is loaded: which execution form, and whether single messages get a plan
+/// per length bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `INFERENCE_FORM`: by default chosen from the CPU (`int8::form`).
+    pub form: FormChoice,
+    /// `None`: the form's default. Per-length plans are on for int8, where they were measured
+    /// 1.2-1.4× faster at 16-64 tokens for about 5 MB each, and off for f32, where each plan
+    /// holds ~33 MB of f32 weights and paid off only from 48-64 tokens (docs/performance.md).
+    pub per_length_plans: Option<bool>,
+}
+
 /// A loaded model: build once, share read-only (it is `Send + Sync`).
 #[derive(Debug, Clone)]
 pub struct Classifier {
     labels: Labels,
     encoder: TextEncoder,
     engine: Engine,
+    selection: Selection,
 }
 
 impl Classifier {
+    /// The execution form chosen by this CPU, each form's default plans.
     pub fn load(files: ModelFiles<'_>) -> Result<Self, ClassifierError> {
-        Self::load_with_plans(files, false)
+        Self::load_with(files, LoadOptions::default())
     }
 
-    /// As `load`; `bucketed` gives single messages a plan per length bucket (see
-    /// `Engine::load`): faster from about 48 tokens, at some 33 MB of memory per plan.
-    pub fn load_with_plans(files: ModelFiles<'_>, bucketed: bool) -> Result<Self, ClassifierError> {
+    pub fn load_with(files: ModelFiles<'_>, options: LoadOptions) -> Result<Self, ClassifierError> {
+        let selection = Selection::choose(options.form, Cpu::detect());
+        let bucketed = options
+            .per_length_plans
+            .unwrap_or(selection.form == InferenceForm::Int8);
         let labels = Labels::from_json(files.labels_json)?;
         let (encoder, engine) = load_side_by_side(
             || TextEncoder::from_bytes(files.tokenizer_json, labels.file.max_tokens),
-            || Engine::load(files.onnx, bucketed),
+            || Engine::load(files.onnx, bucketed, selection.form),
         );
         let (encoder, engine) = (encoder?, engine?);
         check_vocabulary(encoder.vocab_size(), engine.embedding_rows())?;
@@ -77,7 +95,13 @@ impl Classifier {
             labels,
             encoder,
             engine,
+            selection,
         })
+    }
+
+    /// The execution form that runs, and why (for `/` and the start-up log).
+    pub fn selection(&self) -> &Selection {
+        &self.selection
     }
 
     pub fn labels(&self) -> &Labels {
