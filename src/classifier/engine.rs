@@ -7,9 +7,10 @@
 //! decluttered graph and builds, on first use (or ahead, from `warm`), one plan per length
 //! bucket for single messages (padded to the bucket: padded keys are masked out and padded
 //! positions are left out of the pooling, so the logits are the unpadded ones up to float
-//! rounding; not so for a graph that quantizes activations dynamically, whose ranges would
-//! include the padding) and one symbolic plan for batches. Off (the default), the one symbolic
-//! plan takes the graph. Start-up pays only for decoding, parsing, widening and decluttering.
+//! rounding; the int8 form quantizes each row on its own range, so padding rows do not enter a
+//! message's ranges either) and one symbolic plan for batches. Off (the f32 default), the one
+//! symbolic plan takes the graph. Start-up pays only for decoding, parsing, widening and
+//! decluttering.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,10 +26,11 @@ use super::int8::{self, InferenceForm};
 use super::ClassifierError;
 
 /// The single-message plan lengths of the int8 form. Each int8 plan holds its own packed
-/// weights (about 12 MB of resident set each in `tagbeez serve`), and all seven `BUCKETS` plus
-/// the symbolic plan took it to 144 MB peak RSS, against 97 MB with these; they cover the usual chat message (most are under 32 tokens) for
-/// 1.1-1.2× less latency at 16-32 tokens, within the 128 MB budget. Longer messages run on the
-/// symbolic plan, unpadded.
+/// weights (about 12 MB of resident set each in `tagbeez serve`): all seven `BUCKETS` plus the
+/// symbolic plan took it to 144 MB peak RSS, these three to 97 MB. They cover the usual chat
+/// message (most are under 32 tokens) at 1.2× less latency than the symbolic plan at 16 and 32
+/// tokens (`make bench-peer`), within the 128 MB budget. Longer messages run on the symbolic
+/// plan, unpadded.
 pub const INT8_PLAN_LENGTHS: [usize; 3] = [16, 24, 32];
 
 /// The plans `warm` builds first: the most common lengths of chat messages.
@@ -214,11 +216,6 @@ impl Engine {
             values.insert(model.sym("sequence"), TDim::Val(length as i64));
             optimise(model.set_symbols(&values)?)
         })
-    }
-
-    /// The lengths single messages get a plan of, when per-length plans are on.
-    pub fn plan_lengths(&self) -> &'static [usize] {
-        self.inner.lengths
     }
 
     /// The names of the matrix-product kernels tract chose in the plans built so far (for

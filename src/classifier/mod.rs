@@ -58,9 +58,10 @@ pub struct Split {
 pub struct LoadOptions {
     /// `INFERENCE_FORM`: by default chosen from the CPU (`int8::form`).
     pub form: FormChoice,
-    /// `None`: the form's default. Per-length plans are on for int8, where they were measured
-    /// 1.2-1.4× faster at 16-64 tokens for about 5 MB each, and off for f32, where each plan
-    /// holds ~33 MB of f32 weights and paid off only from 48-64 tokens (docs/performance.md).
+    /// `None`: the form's default. Per-length plans are on for int8 (16, 24 and 32 tokens),
+    /// where they were measured 1.2× faster at 16 and 32 tokens for about 12 MB each, and off
+    /// for f32, where each plan holds ~33 MB of f32 weights and paid off only from 48-64 tokens
+    /// (docs/performance.md).
     pub per_length_plans: Option<bool>,
 }
 
