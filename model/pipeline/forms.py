@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +60,7 @@ def feeds(tok, messages: list[str]) -> list[dict]:
 
 
 def probabilities(form: str, batches: list[dict]) -> np.ndarray:
-    lines = "".join(json.dumps({k: v.tolist() for k, v in f.items()}) + "\n" for f in batches)
-    env = dict(os.environ, INFERENCE_FORM=form)
-    out = subprocess.run([str(tract.tool()), "logits", str(ONNX)], input=lines, capture_output=True, text=True,
-                         env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"tract ({form}) failed: {out.stderr.strip()}")
-    logits = np.concatenate([np.array(json.loads(line)["logits"], dtype=np.float64) for line in out.stdout.splitlines()])
+    logits = np.concatenate(tract.logits(ONNX, batches, form)).astype(np.float64)
     return 1.0 / (1.0 + np.exp(-logits))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -25,10 +26,19 @@ def tool() -> Path:
     return TOOL
 
 
-def logits(path: Path, feeds: list[dict]) -> list[np.ndarray]:
+def env(form: str) -> dict:
+    """The tool's environment with the execution form pinned (`INFERENCE_FORM`). The pipeline
+    compares tract with onnxruntime on a graph's own semantics, which is the f32 form; left to
+    `auto`, a CPU with int8 dot products would run the int8 form (`pipeline/forms.py` compares
+    the two forms on purpose)."""
+    return dict(os.environ, INFERENCE_FORM=form)
+
+
+def logits(path: Path, feeds: list[dict], form: str = "f32") -> list[np.ndarray]:
     """Logits for each padded batch `{"input_ids": [[..]], "attention_mask": [[..]]}`."""
     lines = "".join(json.dumps({k: np.asarray(v).tolist() for k, v in f.items()}) + "\n" for f in feeds)
-    out = subprocess.run([str(tool()), "logits", str(path)], input=lines, capture_output=True, text=True)
+    out = subprocess.run([str(tool()), "logits", str(path)], input=lines, capture_output=True, text=True,
+                         env=env(form))
     if out.returncode != 0:
         raise RuntimeError(f"tract failed on {path.name}: {out.stderr.strip()}")
     return [np.array(json.loads(line)["logits"], dtype=np.float32) for line in out.stdout.splitlines()]
@@ -40,8 +50,9 @@ def probabilities(path: Path, tok, messages: list[str], batch: int = 32) -> np.n
     return 1.0 / (1.0 + np.exp(-np.concatenate(logits(path, feeds(tok, messages, batch)))))
 
 
-def bench(path: Path, runs: int = 40) -> dict:
-    out = subprocess.run([str(tool()), "bench", str(path), str(runs)], capture_output=True, text=True)
+def bench(path: Path, runs: int = 40, form: str = "f32") -> dict:
+    out = subprocess.run([str(tool()), "bench", str(path), str(runs)], capture_output=True, text=True,
+                         env=env(form))
     if out.returncode != 0:
         raise RuntimeError(f"tract failed on {path.name}: {out.stderr.strip()}")
     return json.loads(out.stdout)
