@@ -226,6 +226,16 @@ fn startup(path: &str, runs: Option<usize>) -> Result<(), Box<dyn std::error::Er
     Ok(())
 }
 
+/// The `Cast` and `Mul` nodes (not `MatMul`) among a plan's op names: the scaling around the
+/// products.
+fn scaling_nodes(names: &[String]) -> (usize, usize) {
+    let casts = names.iter().filter(|n| n.contains("Cast")).count();
+    let muls = names
+        .iter()
+        .filter(|n| n.contains("Mul") && !n.contains("MatMul"));
+    (casts, muls.count())
+}
+
 /// One way of running a 16- or 32-token message, for `rewrites`.
 type Runner = Box<dyn Fn(&TokenBatch) -> Result<(), Box<dyn std::error::Error>>>;
 
@@ -241,17 +251,7 @@ fn plain_plan(
         .model_for_path(path)?
         .into_optimized()?
         .into_runnable()?;
-    let names: Vec<String> = plan
-        .model()
-        .nodes()
-        .iter()
-        .map(|n| n.op.name().to_string())
-        .collect();
-    let casts = names.iter().filter(|n| n.contains("Cast")).count();
-    let muls = names
-        .iter()
-        .filter(|n| n.contains("Mul") && !n.contains("MatMul"))
-        .count();
+    let (casts, muls) = scaling_nodes(&tagbeez::classifier::op_names(&plan));
     let run: Runner = Box::new(move |t: &TokenBatch| {
         let shape = [t.batch, t.sequence];
         let ids = Tensor::from_shape(&shape, &t.input_ids)?;
@@ -285,17 +285,7 @@ fn rewrites(
     };
     let engine_counts = |engine: &Engine| {
         engine.warm().ok();
-        let ops = engine.plan_ops();
-        let count = |f: &dyn Fn(&str) -> bool| {
-            ops.iter()
-                .filter(|(k, _)| f(k))
-                .map(|(_, v)| v)
-                .sum::<usize>()
-        };
-        (
-            count(&|k| k.contains("Cast")),
-            count(&|k| k.contains("Mul") && !k.contains("MatMul")),
-        )
+        scaling_nodes(&engine.plan_ops())
     };
     let mut variants: Vec<(&str, Runner, usize, usize)> = Vec::new();
     let f32 = Engine::load(&bytes, false, InferenceForm::F32)?;

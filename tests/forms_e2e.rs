@@ -174,17 +174,18 @@ fn micro_f1(selected: &[Vec<String>], truth: &[Vec<String>]) -> f64 {
     2.0 * tp / (2.0 * tp + fp + fn_)
 }
 
+/// The largest difference between two runs' probabilities of the same message and tag.
+fn largest_change(a: &Run, b: &Run) -> f64 {
+    let pairs = a.probabilities.iter().flatten();
+    let pairs = pairs.zip(b.probabilities.iter().flatten());
+    pairs.map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
 /// Same tags within the tolerances: micro-F1 on the labels, and every probability.
 fn assert_same_tags(a: &Run, b: &Run, truth: &[Vec<String>], what: &str) {
     assert_eq!(a.tags, b.tags, "{what}: the same tag names");
     let (fa, fb) = (micro_f1(&a.selected, truth), micro_f1(&b.selected, truth));
-    let worst = a
-        .probabilities
-        .iter()
-        .flatten()
-        .zip(b.probabilities.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
+    let worst = largest_change(a, b);
     eprintln!("{what}: micro-F1 {fa:.4} vs {fb:.4}, largest probability change {worst:.4}");
     assert!(
         (fa - fb).abs() <= F1_TOLERANCE,
@@ -254,12 +255,7 @@ fn x86_has_vnni() -> bool {
 /// decision: at most `decisions` tag decisions differ.
 fn assert_close_runs(a: &Run, b: &Run, probability: f64, decisions: usize, what: &str) {
     assert_eq!(a.tags, b.tags, "{what}: the same tag names");
-    let pairs = a
-        .probabilities
-        .iter()
-        .flatten()
-        .zip(b.probabilities.iter().flatten());
-    let worst = pairs.map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let worst = largest_change(a, b);
     let changed = a
         .selected
         .iter()

@@ -24,44 +24,15 @@ from .metrics import report
 
 MODEL_DIR = ds.MODEL_DIR
 ONNX = MODEL_DIR / "tagger.onnx"
-TOKENIZER = MODEL_DIR / "tokenizer.json"
 LABELS = MODEL_DIR / "labels.json"
 WORK = MODEL_DIR / "work"
 
 # What the int8 form may change, per set: micro-F1 by at most F1, and any one probability by at
 # most PROBABILITY (measured: at most 0.07 on these sets; the mean change is about 0.001).
 TOLERANCE = {"f1": 0.005, "probability": 0.1}
+# Padded batches of this many messages (the int8 form's per-row quantization makes the padding
+# and the neighbours irrelevant to each row).
 BATCH = 32
-
-
-def tokenizer(max_tokens: int):
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(TOKENIZER))
-    tok.no_padding()
-    tok.enable_truncation(max_length=max_tokens)
-    return tok
-
-
-def feeds(tok, messages: list[str]) -> list[dict]:
-    """Padded batches of `BATCH` messages (the int8 form's per-row quantization makes the
-    padding and the neighbours irrelevant to each row)."""
-    out = []
-    for start in range(0, len(messages), BATCH):
-        encs = tok.encode_batch(messages[start:start + BATCH])
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, e in enumerate(encs):
-            ids[row, :len(e.ids)] = e.ids
-            mask[row, :len(e.ids)] = 1
-        out.append({"input_ids": ids, "attention_mask": mask})
-    return out
-
-
-def probabilities(form: str, batches: list[dict]) -> np.ndarray:
-    logits = np.concatenate(tract.logits(ONNX, batches, form)).astype(np.float64)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def read(path: Path) -> list[dict]:
@@ -89,8 +60,8 @@ def sets() -> dict[str, list[dict]]:
 def compare(rows: list[dict], labels: dict, tok) -> dict:
     tags = labels["tags"]
     thresholds = np.array([labels["thresholds"][t] for t in tags])
-    batches = feeds(tok, [r["message"] for r in rows])
-    p32, p8 = probabilities("f32", batches), probabilities("int8", batches)
+    messages = [r["message"] for r in rows]
+    p32, p8 = (tract.probabilities(ONNX, tok, messages, BATCH, form) for form in ("f32", "int8"))
     y = np.array([[int(t in r.get("tags", [])) for t in tags] for r in rows])
     f32 = report(y, p32, thresholds, tags)["micro_f1"] or 0.0
     int8 = report(y, p8, thresholds, tags)["micro_f1"] or 0.0
@@ -124,7 +95,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     args = p.parse_args(argv)
     labels = json.loads(LABELS.read_text())
-    tok = tokenizer(labels["max_tokens"])
+    from .train import trained_tokenizer
+
+    tok = trained_tokenizer(MODEL_DIR, labels)
     results = {name: compare(rows, labels, tok) for name, rows in sets().items()}
     print("| set | messages | micro-F1 f32 | micro-F1 int8 | difference | max Δp | p99 Δp | mean Δp | decisions changed |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

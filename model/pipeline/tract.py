@@ -44,10 +44,10 @@ def logits(path: Path, feeds: list[dict], form: str = "f32") -> list[np.ndarray]
     return [np.array(json.loads(line)["logits"], dtype=np.float32) for line in out.stdout.splitlines()]
 
 
-def probabilities(path: Path, tok, messages: list[str], batch: int = 32) -> np.ndarray:
+def probabilities(path: Path, tok, messages: list[str], batch: int = 32, form: str = "f32") -> np.ndarray:
     from .train import feeds
 
-    return 1.0 / (1.0 + np.exp(-np.concatenate(logits(path, feeds(tok, messages, batch)))))
+    return 1.0 / (1.0 + np.exp(-np.concatenate(logits(path, feeds(tok, messages, batch), form))))
 
 
 def bench(path: Path, runs: int = 40, form: str = "f32") -> dict:

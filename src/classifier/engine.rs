@@ -230,16 +230,13 @@ impl Engine {
             .collect()
     }
 
-    /// How many nodes of each op the symbolic plan holds, once built (for `tract_tool rewrites`,
+    /// The op name of every node of the symbolic plan, once built (for `tract_tool rewrites`,
     /// which counts the scaling nodes around the products).
-    pub fn plan_ops(&self) -> std::collections::BTreeMap<String, usize> {
-        let mut counts = std::collections::BTreeMap::new();
-        if let Some(Ok(plan)) = self.inner.symbolic.get() {
-            for node in plan.model().nodes() {
-                *counts.entry(node.op.name().to_string()).or_insert(0) += 1;
-            }
+    pub fn plan_ops(&self) -> Vec<String> {
+        match self.inner.symbolic.get() {
+            Some(Ok(plan)) => op_names(plan),
+            _ => Vec::new(),
         }
-        counts
     }
 
     /// Run the graph; returns the logits row-major, `[batch, outputs]`, and `outputs`.
@@ -267,6 +264,12 @@ fn embedding_rows(model: &TypedModel) -> Option<usize> {
             fact.konst.as_ref()?.shape().first().copied()
         })
         .max()
+}
+
+/// The op name of every node of a plan.
+pub fn op_names(plan: &TypedSimplePlan) -> Vec<String> {
+    let nodes = plan.model().nodes().iter();
+    nodes.map(|node| node.op.name().to_string()).collect()
 }
 
 fn optimise(model: TypedModel) -> TractResult<Arc<TypedSimplePlan>> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use batching::{sub_batches, MAX_SUB_BATCH};
 pub use dequantize::DequantizeAxes;
-pub use engine::{bucket_of, Engine, TokenBatch, BUCKETS, INT8_PLAN_LENGTHS};
+pub use engine::{bucket_of, op_names, Engine, TokenBatch, BUCKETS, INT8_PLAN_LENGTHS};
 pub use error::ClassifierError;
 pub use int8::{Cpu, FormChoice, FormChoiceError, InferenceForm, Selection};
 pub use labels::{LabelFile, Labels};

@@ -11,7 +11,6 @@ mod quantize;
 mod rewrite;
 
 pub use form::{Cpu, FormChoice, FormChoiceError, InferenceForm, Selection};
-pub use quantize::{quantize, scale_and_zero_point};
 pub use rewrite::rewrite;
 
 /// tract-onnx's framework with this module's ops registered: the vectorised

@@ -20,7 +20,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_hir::internal::*;
 
-use super::quantize::{quantize, scale_and_zero_point};
+use super::quantize::{quantize_xor, scale_and_zero_point};
 
 /// The ONNX op type the rewrite writes (in the `DOMAIN` domain) and this module parses.
 pub const OP_TYPE: &str = "TagbeezInt8MatMul";
@@ -144,13 +144,12 @@ impl EvalOp for QuantizeRows {
         {
             let mut view = out.try_as_plain_ram_mut()?;
             let ys = view.as_slice_mut::<i8>()?;
-            // The bytes of an i8 slice are u8 ones: quantize in u8, then flip the top bit,
-            // which is subtracting 128 from every value.
+            // The bytes of an i8 slice are u8 ones: quantize in u8 and flip the top bit in the
+            // same pass, which is subtracting 128 from every value.
             let ys: &mut [u8] = bytemuck_i8(ys);
             for (x, y) in xs.chunks(width).zip(ys.chunks_mut(width)) {
                 let (scale, zero) = scale_and_zero_point(x);
-                quantize(x, scale, zero, y);
-                y.iter_mut().for_each(|v| *v ^= 0x80);
+                quantize_xor(x, scale, zero, 0x80, y);
                 scales.push(scale);
                 zeros.push(zero as i32 - 128);
             }
@@ -307,6 +306,7 @@ impl TypedOp for Rescale {
 
 #[cfg(test)]
 mod tests {
+    use super::super::quantize::quantize;
     use super::*;
 
     /// Each row is quantized on its own range: a row of large values beside a row of small

@@ -156,6 +156,12 @@ pub fn scale_and_zero_point(xs: &[f32]) -> (f32, u8) {
 /// by value, which the compiler does not vectorise. NaN is taken as 0 first, as tract's
 /// `NaN as i32` does.
 pub fn quantize(xs: &[f32], scale: f32, zero_point: u8, ys: &mut [u8]) {
+    quantize_xor(xs, scale, zero_point, 0, ys);
+}
+
+/// As `quantize`, each byte then XORed with `mask` in the same pass: a mask of 0x80 subtracts
+/// 128, giving the i8 values tract's int8 kernels take without a second pass over the row.
+pub fn quantize_xor(xs: &[f32], scale: f32, zero_point: u8, mask: u8, ys: &mut [u8]) {
     let zero_point = zero_point as f32;
     for (x, y) in xs.iter().zip(ys.iter_mut()) {
         let r = round_half_even(x / scale);
@@ -166,7 +172,7 @@ pub fn quantize(xs: &[f32], scale: f32, zero_point: u8, ys: &mut [u8]) {
         let q = if q > 255.0 { 255.0 } else { q };
         // SAFETY: q is a whole number in [0, 255] here (not NaN: r is not, and zero_point is
         // finite), so the conversion is exact.
-        *y = unsafe { q.to_int_unchecked::<u8>() };
+        *y = unsafe { q.to_int_unchecked::<u8>() } ^ mask;
     }
 }
 
