@@ -14,7 +14,7 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 # minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
 QUANT_FORMS ?= weights-int8
 
-.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms agreement styleprobe tract-tool moto \
+.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms eval-redaction agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
 	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser
 
@@ -267,6 +267,13 @@ eval: venv
 eval-forms: venv tract-tool
 	cd model && $(PY) -m pipeline.real --if-present
 	cd model && $(PY) -m pipeline.forms
+
+# The shipped model on raw and on redacted input (src/redact/), side by side on every test set
+# present: messages redacted, micro-F1 and per-tag F1 each; then with synthetic personal data
+# appended to every message, raw and redacted (model/pipeline/redaction.py, docs/privacy.md).
+eval-redaction: venv tract-tool
+	cd model && $(PY) -m pipeline.real --if-present
+	cd model && $(PY) -m pipeline.redaction
 
 agreement: venv
 	cd model && $(PY) -m pipeline.agreement

@@ -16,10 +16,14 @@
 //!   answers), optimising into a plan, and the first run of a 16-token message. The `as_stored`
 //!   form skips the widening, so tract types and folds the int8 weights itself; both decode the
 //!   protobuf in place as `Engine::load` does, and the two alternate in each run.
+//! - `tract_tool redact` reads JSON lines `{"text": ..}` on stdin and prints one line
+//!   `{"text": .., "counts": {"email", "phone", "card", "iban", "address"}}` per input line:
+//!   the text through `tagbeez::redact`, the same code the service runs, so that
+//!   `pipeline/redaction.py` measures the model on exactly what it would see.
 //!
 //! It is an example, not a binary, so the Lambda build never packages it.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -34,6 +38,7 @@ struct Inputs {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("redact"), _) => redact(),
         (Some("logits"), Some(path)) => logits(path),
         (Some("startup"), Some(path)) => startup(path, args.get(3).and_then(|r| r.parse().ok())),
         (Some("rewrites"), Some(path)) => rewrites(
@@ -48,7 +53,8 @@ fn main() {
         ),
         _ => Err(
             "usage: tract_tool logits MODEL.onnx < inputs.json | bench MODEL.onnx [RUNS] [plain] \
-             | startup MODEL.onnx [RUNS] | rewrites MODEL.onnx ORT_DYNAMIC_INT8.onnx [RUNS]"
+             | startup MODEL.onnx [RUNS] | rewrites MODEL.onnx ORT_DYNAMIC_INT8.onnx [RUNS] \
+             | redact < texts.json"
                 .into(),
         ),
     };
@@ -95,6 +101,25 @@ fn logits(path: &str) -> Result<(), Box<dyn std::error::Error>> {
         let rows: Vec<&[f32]> = flat.chunks(width).collect();
         println!("{}", serde_json::json!({ "logits": rows }));
     }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Text {
+    text: String,
+}
+
+fn redact() -> Result<(), Box<dyn std::error::Error>> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in input.lines().filter(|l| !l.trim().is_empty()) {
+        let Text { text } = serde_json::from_str(line)?;
+        let redacted = tagbeez::redact::redact(&text);
+        serde_json::to_writer(&mut out, &redacted)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
     Ok(())
 }
 

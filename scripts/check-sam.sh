@@ -25,3 +25,46 @@ echo "cfn-lint: template.yaml: no errors, no warnings"
 "$bin/sam" validate --template-file template.yaml --region "$region"
 # --lint fails on any cfn-lint match, warnings included.
 "$bin/sam" validate --lint --template-file template.yaml --region "$region"
+
+# cfn-lint checks a state machine definition against the Amazon States Language schema (rule
+# E3601) only when it is inline, never in a DefinitionUri file. So each statemachine/*.asl.json
+# is also linted inlined, as the Definition of a scratch AWS::StepFunctions::StateMachine whose
+# DefinitionSubstitutions name its ${...} placeholders (as CloudFormation substitutes them).
+# State references and payload paths are checked by infra's tests (asl-validator) and by
+# tests/bulk_definition.rs.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for definition in statemachine/*.asl.json; do
+  inlined="$scratch/$(basename "$definition" .asl.json).template.json"
+  "$bin/python" - "$definition" "$inlined" <<'PY'
+import json, re, sys
+
+source, target = sys.argv[1], sys.argv[2]
+with open(source, encoding="utf-8") as f:
+    text = f.read()
+names = sorted(set(re.findall(r"\$\{([A-Za-z0-9]+)\}", text)))
+trust = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+template = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Resources": {
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [trust]}},
+        },
+        "StateMachine": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                "StateMachineType": "STANDARD",
+                "Definition": json.loads(text),
+                "DefinitionSubstitutions": {name: f"placeholder-{name}" for name in names},
+            },
+        },
+    },
+}
+with open(target, "w", encoding="utf-8") as f:
+    json.dump(template, f, indent=1)
+PY
+  "$bin/cfn-lint" --regions "$region" -- "$inlined"
+  echo "cfn-lint: $definition (inlined): no errors, no warnings"
+done

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::classifier::{FormChoice, InferenceForm};
 use crate::conversation::WindowRules;
+use crate::events::EventBridgeSettings;
 use crate::limit::{default_concurrency, LimitSettings};
 use crate::store::DynamoSettings;
 use crate::telemetry::MetricsMode;
@@ -64,6 +65,12 @@ pub struct Config {
     pub inference_threads: usize,
     /// `INFERENCE_FORM`: `auto` (by the CPU), `f32` or `int8` (classifier::int8::form).
     pub inference_form: FormChoice,
+    /// `EVENT_BUS_NAME` (+ `EVENTS_ENDPOINT`, `EVENTS_TIMEOUT_MS`): events to EventBridge;
+    /// `None` puts none.
+    pub events: Option<EventBridgeSettings>,
+    /// `EVENT_TAGS`: the tags whose selection puts a `Message tagged` event (comma-separated;
+    /// empty for none); `None` (unset) takes the service's default.
+    pub event_tags: Option<Vec<String>>,
 }
 
 /// A setting that could not be used.
@@ -145,6 +152,22 @@ impl Config {
             })
         };
         Ok(Self {
+            events: non_empty(get("EVENT_BUS_NAME"))
+                .map(|(_, bus)| -> Result<_, ConfigError> {
+                    Ok(EventBridgeSettings {
+                        bus: bus.to_owned(),
+                        endpoint: non_empty(get("EVENTS_ENDPOINT")).map(|(_, v)| v.to_owned()),
+                        operation_timeout: millis(get("EVENTS_TIMEOUT_MS"), 2_000)?,
+                    })
+                })
+                .transpose()?,
+            event_tags: get("EVENT_TAGS").map(|(_, v)| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
             feedback: non_empty(get("FEEDBACK_TABLE_NAME"))
                 .map(|(_, t)| dynamo(t))
                 .transpose()?,

@@ -38,7 +38,8 @@ pub struct Feedback {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackRecord {
     pub feedback_id: String,
-    /// Trimmed, as the model saw it.
+    /// Trimmed, as the model saw it, then redacted (`crate::redact`: e-mail addresses, phone,
+    /// card and IBAN numbers and street addresses replaced by tokens).
     pub message: String,
     pub tags: Vec<String>,
     pub predicted: Option<Vec<String>>,

@@ -3,24 +3,30 @@
 //! - `classifier`: the inference core (tokenizer + tract + thresholds); no HTTP, no storage.
 //! - `conversation`: pure window logic over probability vectors.
 //! - `store`: the `ConversationStore` trait and its implementations.
+//! - `events`: events out (tag switches, tagged messages) and the `EventSink` trait.
 //! - `service`: the use cases every adapter shares, with input validation.
 //! - `api`: the axum router (HTTP adapter) and the one error-to-status mapping.
-//! - `lambda`: event dispatch for API Gateway and direct invocation.
+//! - `lambda`: event dispatch for API Gateway, SQS, Distributed Map batches and direct
+//!   invocation, and the Lambda error contract.
 //! - `limit`: back-pressure, a bounded wait for an inference slot.
 //! - `config`: environment variables, read once.
 //! - `explain`: occlusion explanations of a message's tags (pure).
 //! - `feedback`: corrections kept for retraining (the only place message text is stored).
 //! - `telemetry`: metrics (EMF in Lambda, Prometheus locally) and per-request timings.
+//! - `redact`: PII (e-mail, phone, card, IBAN, street address) replaced by tokens before any
+//!   text is stored or logged (pure).
 
 pub mod api;
 pub mod classifier;
 pub mod cli;
 pub mod config;
 pub mod conversation;
+pub mod events;
 pub mod explain;
 pub mod feedback;
 pub mod lambda;
 pub mod limit;
+pub mod redact;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! The `tagbeez` binary: chooses a mode, nothing else.
 //!
-//! - `AWS_LAMBDA_RUNTIME_API` set: serve Lambda events (API Gateway and direct invocation).
+//! - `AWS_LAMBDA_RUNTIME_API` set: serve Lambda events (API Gateway, SQS, Distributed Map
+//!   batches and direct invocation).
 //! - `tagbeez` or `tagbeez serve`: the local HTTP server on `HOST:PORT` (127.0.0.1:8080).
 //! - `tagbeez classify`: JSON lines from stdin to stdout.
 //! - `tagbeez export-feedback`: the feedback table as JSON lines on stdout.
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use tagbeez::classifier::{self, embedded, Classifier, FormChoice, LoadOptions};
 use tagbeez::config::{Config, DemoPage};
+use tagbeez::events::EventBridgeSink;
 use tagbeez::service::Tagger;
 use tagbeez::store::{ConversationStore, DynamoFeedback, DynamoStore, MemoryStore};
 use tagbeez::{api, cli, lambda, telemetry};
@@ -65,6 +67,15 @@ async fn main() -> ExitCode {
     if let Some(settings) = &config.feedback {
         tagger = tagger.with_feedback(Arc::new(DynamoFeedback::connect(settings).await));
     }
+    if let Some(settings) = &config.events {
+        let sink = Arc::new(EventBridgeSink::connect(settings).await);
+        tagger = match tagger.with_events(sink, config.event_tags.as_deref()) {
+            Ok(t) => t,
+            Err(e) => return fail(&format!("configuration: {e}")),
+        };
+    }
+    // The redaction patterns compile on first use (about 20 ms): not on a customer's message.
+    let _ = tagbeez::redact::redact("+1 000 000 0000 a@b.c");
     telemetry::cold_start(started.elapsed());
     let result = if in_lambda {
         lambda::run(tagger).await.map_err(|e| e.to_string())

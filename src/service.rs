@@ -2,8 +2,10 @@
 //! conversation; read and clear a conversation; report health. Validation lives here so the
 //! HTTP routes and direct invocation refuse the same inputs with the same codes.
 
+mod events;
 mod feedback;
 pub mod options;
+mod queue;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,11 +17,14 @@ use utoipa::ToSchema;
 use crate::classifier::{Classifier, ClassifierError, Prediction};
 use crate::config::{Config, MAX_BATCH};
 use crate::conversation::{self, Conversation, Entry, Step, TagScore};
+use crate::events::EventError;
 use crate::explain::{self, Explanation};
 use crate::limit::{InferenceLimit, Overloaded};
 use crate::store::{ConversationStore, FeedbackStore, MemoryFeedback, StoreError};
 use crate::telemetry::{self, Phase};
+pub use events::MAX_OUTBOX;
 pub use options::{Options, Resolved};
+pub use queue::{Queued, QueuedOutcome};
 
 /// Messages of one `/classify-batch` call that are explained (the first ones): each costs one
 /// more padded batch of its words.
@@ -49,6 +54,33 @@ pub enum ServiceError {
     Overloaded(#[from] Overloaded),
     #[error("feedback store unavailable: {0}")]
     FeedbackUnavailable(String),
+    /// A queued message's events could not be put (only the queue path fails on this: the
+    /// record is retried, and its events go out then).
+    #[error("event bus unavailable: {0}")]
+    EventsUnavailable(#[from] EventError),
+}
+
+impl ServiceError {
+    /// The stable machine-readable name of the failure: the HTTP error body's `code`, a
+    /// direct invocation's `errorType`, a queue record's failure reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { code, .. } => code,
+            Self::ConversationNotFound(_) => "conversation_not_found",
+            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::StoreContention(_) => "store_contention",
+            Self::Inference(_) => "internal",
+            Self::Overloaded(_) => "overloaded",
+            Self::FeedbackUnavailable(_) => "feedback_unavailable",
+            Self::EventsUnavailable(_) => "events_unavailable",
+        }
+    }
+
+    /// Whether the same request may succeed later (a dependency failed or was busy), as
+    /// opposed to a request that never will (invalid, or naming nothing).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Invalid { .. } | Self::ConversationNotFound(_))
+    }
 }
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ServiceError {
@@ -73,6 +105,9 @@ pub struct MessageResult {
     /// Whether the message was cut to the model's maximum tokens.
     pub truncated: bool,
     pub model_version: String,
+    /// Personal data found in the message (e-mail addresses, phone, card and IBAN numbers,
+    /// street addresses): replaced before anything about the message is stored or logged.
+    pub redactions: usize,
     /// With `explain: true`: per selected tag, the words that raised it most.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
@@ -113,6 +148,7 @@ pub struct Tagger {
     config: Arc<Config>,
     limit: Arc<InferenceLimit>,
     feedback: Arc<dyn FeedbackStore>,
+    events: Option<events::Events>,
 }
 
 impl Tagger {
@@ -127,6 +163,7 @@ impl Tagger {
             store,
             config: Arc::new(config),
             feedback: Arc::new(MemoryFeedback::default()),
+            events: None,
         }
     }
 
@@ -229,6 +266,15 @@ impl Tagger {
         chosen: &Resolved,
     ) -> Result<MessageResult, ServiceError> {
         let mut result = self.result_of(prediction, &chosen.thresholds);
+        let counts = crate::redact::redact(message).counts;
+        telemetry::redacted(&[
+            ("email", counts.email),
+            ("phone", counts.phone),
+            ("card", counts.card),
+            ("iban", counts.iban),
+            ("address", counts.address),
+        ]);
+        result.redactions = counts.total();
         if chosen.explain {
             result.explanation = Some(self.explain(message, prediction, chosen).await?);
         }
@@ -277,7 +323,9 @@ impl Tagger {
     }
 
     /// As `classify_conversation`, with the caller's options: its thresholds select the
-    /// message's tags and the conversation tag of this step.
+    /// message's tags and the conversation tag of this step. Events that could not be put
+    /// are counted lost (`tagbeez_events_lost`) and stay in the conversation's outbox: the
+    /// caller's answer does not wait on the bus.
     pub async fn classify_conversation_with(
         &self,
         id: &str,
@@ -285,6 +333,32 @@ impl Tagger {
         message_id: Option<&str>,
         options: &Options,
     ) -> Result<ConversationOutcome, ServiceError> {
+        let (outcome, undelivered) = self
+            .conversation_step(id, sent, message_id, options)
+            .await?;
+        if let Some(e) = undelivered {
+            let n = match &e {
+                EventError::Partial { failed, .. } => failed.len(),
+                EventError::Unavailable(_) => outcome.step.next.outbox.len().max(1),
+            };
+            telemetry::events_lost(n);
+            tracing::warn!(
+                conversation_id = id,
+                error = %e,
+                "events not delivered; they stay in the conversation's outbox"
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// A message folded into its conversation, and what its events' delivery left undone.
+    async fn conversation_step(
+        &self,
+        id: &str,
+        sent: &str,
+        message_id: Option<&str>,
+        options: &Options,
+    ) -> Result<(ConversationOutcome, Option<EventError>), ServiceError> {
         let chosen = options.resolve(self.classifier.labels())?;
         valid_conversation_id(id)?;
         let message = self.valid_message(sent, "message")?;
@@ -303,11 +377,13 @@ impl Tagger {
             };
             let current = within(&mut budget, id, read).await?;
             if let Some(c) = current.as_ref().filter(|c| c.has_message(mid)) {
-                return self.duplicate(c.clone(), mid, sent, &chosen).await;
+                return self.duplicate(id, c.clone(), mid, sent, &chosen).await;
             }
             preloaded = Some(current);
         }
-        let snippet = conversation::snippet(&message, self.config.snippet_chars);
+        // Personal data never reaches the store: the snippet is cut from the redacted text.
+        let redacted = crate::redact::redact(&message).text;
+        let snippet = conversation::snippet(&redacted, self.config.snippet_chars);
         let prediction = self.predict(vec![message.clone()]).await?.remove(0);
         let result = self.answer(sent, &prediction, &chosen).await?;
         let entry = Entry {
@@ -321,21 +397,25 @@ impl Tagger {
             previous_tag: None,
             switched: false,
         };
-        let fold = self.fold_into_window(id, entry, preloaded, &chosen.thresholds);
+        let at = entry.at;
+        let events = |step: &mut Step| self.outbox_for(id, step, message_id, &result, at);
+        let fold = self.fold_into_window(id, entry, preloaded, &chosen.thresholds, events);
         match within(&mut budget, id, fold).await? {
             Folded::Written(step) => {
                 if step.switched {
                     telemetry::conversation_switched();
                 }
-                Ok(ConversationOutcome {
+                let undelivered = self.deliver(id, &step.next).await.err();
+                let outcome = ConversationOutcome {
                     step,
                     message: result,
                     duplicate: false,
-                })
+                };
+                Ok((outcome, undelivered))
             }
             Folded::Duplicate(c) => {
                 let mid = message_id.unwrap_or_default();
-                self.duplicate(c, mid, sent, &chosen).await
+                self.duplicate(id, c, mid, sent, &chosen).await
             }
         }
     }
@@ -345,13 +425,17 @@ impl Tagger {
     /// conversation as it stands now. Once the message has left the window, or if the entry
     /// was written by a model with other tags, the same model runs again on the same text, and
     /// `previous_tag` is the current tag, `switched` false: this call changed nothing.
+    ///
+    /// Events the conversation still holds undelivered go out now: a retried message whose
+    /// events failed delivers them, and one whose events went out delivers nothing again.
     async fn duplicate(
         &self,
+        id: &str,
         current: Conversation,
         message_id: &str,
         sent: &str,
         chosen: &Resolved,
-    ) -> Result<ConversationOutcome, ServiceError> {
+    ) -> Result<(ConversationOutcome, Option<EventError>), ServiceError> {
         let width = self.classifier.labels().tags.len();
         let stored = current
             .entry_of(message_id)
@@ -373,7 +457,8 @@ impl Tagger {
             }
         };
         let result = self.answer(sent, &prediction, chosen).await?;
-        Ok(ConversationOutcome {
+        let undelivered = self.deliver(id, &current).await.err();
+        let outcome = ConversationOutcome {
             step: Step {
                 previous_tag,
                 switched,
@@ -381,7 +466,8 @@ impl Tagger {
             },
             message: result,
             duplicate: true,
-        })
+        };
+        Ok((outcome, undelivered))
     }
 
     /// The stored window, if the conversation is live.
@@ -419,13 +505,15 @@ impl Tagger {
     /// Read -> compute -> conditional write, retried with jittered backoff when another
     /// writer got there first, so no concurrent message is lost from the window and
     /// `switched` is computed against the window the write actually replaced.
-    /// `preloaded` is a read already made for this write, used for its first attempt.
+    /// `preloaded` is a read already made for this write, used for its first attempt;
+    /// `events` adds the step's events to the window it writes.
     async fn fold_into_window(
         &self,
         id: &str,
         entry: Entry,
         mut preloaded: Option<Option<Conversation>>,
         thresholds: &[f32],
+        events: impl Fn(&mut Step),
     ) -> Result<Folded, ServiceError> {
         let labels = self.classifier.labels();
         for attempt in 0..SAVE_ATTEMPTS {
@@ -447,13 +535,14 @@ impl Tagger {
             if let Some(c) = current.as_ref().filter(|c| seen(c)) {
                 return Ok(Folded::Duplicate(c.clone()));
             }
-            let step = conversation::advance(
+            let mut step = conversation::advance(
                 current.as_ref(),
                 entry.clone(),
                 &self.config.window,
                 &labels.tags,
                 thresholds,
             );
+            events(&mut step);
             let expected = current.as_ref().map(|c| c.version);
             match timed_store(self.store.save(id, &step.next, expected, now)).await {
                 Ok(()) => return Ok(Folded::Written(step)),
@@ -528,8 +617,14 @@ impl Tagger {
             all,
             truncated: prediction.truncated,
             model_version: labels.file.model_version.clone(),
+            redactions: 0,
             explanation: None,
         }
+    }
+
+    /// Whether `message` would be accepted (`field` names it in the error).
+    pub fn check_message(&self, message: &str, field: &str) -> Result<(), ServiceError> {
+        self.valid_message(message, field).map(|_| ())
     }
 
     /// A message holds a character that is not whitespace (`char::is_whitespace`) and at most

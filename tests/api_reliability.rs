@@ -180,7 +180,7 @@ async fn direct_invocation_is_idempotent_too() {
                             "message": HOT, "message_id": "no spaces"}),
     )
     .await;
-    assert_eq!(bad["error"]["code"], "invalid_message_id");
+    assert_eq!(bad["errorType"], "invalid_message_id", "{bad}");
 }
 
 /// A burst of `n` batches of 64 messages at once; each reply with how long it took.

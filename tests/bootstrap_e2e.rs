@@ -361,11 +361,40 @@ async fn end_to_end(arch: Arch) {
         "{view:#}"
     );
 
-    // 4. Malformed events: JSON that is no event, and an HTTP event whose body is broken.
-    let error = api.invoke(&json!([1, 2, 3]));
-    assert_error(&error, 400, "invalid_event");
-    let error = api.invoke(&json!({ "operation": "classify-message" }));
-    assert_error(&error, 400, "invalid_event");
+    // 4. An SQS batch (AWS's example record, FIFO): a conversation message, a record that
+    // can never succeed, and a redelivery of the first. Only the poison record is returned,
+    // and the redelivery is a duplicate, not a second window entry.
+    let queued = json!({"conversation_id": "queued-1", "message": BUY}).to_string();
+    let group = Some("queued-1".to_owned());
+    let batch = sqs_event(&[
+        ("sqs-1".into(), group.clone(), queued.clone()),
+        ("sqs-2".into(), group.clone(), "{not json".into()),
+        ("sqs-1".into(), group, queued),
+    ]);
+    assert_eq!(batch_item_failures(&api.invoke(&batch)), ["sqs-2"]);
+    let view =
+        api.invoke(&json!({ "operation": "get-conversation", "conversation_id": "queued-1" }));
+    assert_eq!(view["window_size"], json!(1), "{view:#}");
+    assert_eq!(view["window"][0]["message_id"], json!("sqs-1"), "{view:#}");
+
+    // 5. Failures outside HTTP are Lambda function errors named by their code: JSON that is
+    // no event, a direct invocation missing a field, and one with an empty message.
+    for (event, code) in [
+        (json!([1, 2, 3]), "invalid_event"),
+        (json!({ "operation": "classify-message" }), "invalid_event"),
+        (
+            json!({ "operation": "classify-message", "message": " " }),
+            "empty_message",
+        ),
+    ] {
+        let reply = api.invoke_raw(&event.to_string(), ANSWER_WITHIN);
+        assert_eq!(reply.status, 500, "{event} -> {}", reply.body);
+        let error = reply.json();
+        assert_eq!(error["errorType"], json!(code), "{event} -> {error:#}");
+        assert!(error["errorMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
     let broken = v2_event(
         http_v2_example(),
         "POST",

@@ -1,6 +1,7 @@
 //! The deployment files' monitoring agrees with the code (issue 11): the SAM template and the
-//! CDK construct define the same four alarms and the same dashboard over the service's metric
-//! names only, and the same feedback table (TTL, encryption, PutItem-only access). The parsing
+//! CDK construct define the same alarms (the contract's four, and the two that come with the
+//! queue and event options, issue 22) and the same dashboard over the service's metric names
+//! only, and the same feedback table (TTL, encryption, PutItem-only access). The parsing
 //! of both files is in `tests/support/deploy.rs`. (`infra/test/` checks the synthesized CDK
 //! template against the construct's route list, alarm and dashboard specs.)
 
@@ -11,7 +12,7 @@ mod deploy;
 
 use deploy::{
     cdk_alarms, cdk_dashboard, read, sam_alarms, sam_dashboard, sam_resource, sam_resources,
-    ts_const_block, ts_strings, yaml_child, yaml_values, CONSTRUCT,
+    sam_statements_on, ts_const_block, ts_strings, yaml_child, yaml_values, CONSTRUCT,
 };
 
 /// The service's metric names: what `src/telemetry` records.
@@ -23,14 +24,34 @@ const ROLLUPS: &[&str] = tagbeez::telemetry::names::ROLLUPS;
 /// The AWS/Lambda metrics (FunctionName dimension) the deployment files may use.
 const LAMBDA_METRICS: &[&str] = &["Throttles"];
 
+/// The AWS/SQS metrics (QueueName dimension, the dead-letter queue) they may use.
+const SQS_METRICS: &[&str] = &["ApproximateNumberOfMessagesVisible"];
+
 #[test]
-fn sam_and_cdk_define_the_same_four_alarms() {
+fn sam_and_cdk_define_the_same_alarms() {
     let sam = sam_alarms(&read("template.yaml"));
     let cdk = cdk_alarms(&read(CONSTRUCT));
     assert_eq!(sam, cdk);
     let names: Vec<&str> = sam.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names,
+        [
+            "dead-letters",
+            "error-rate",
+            "events-lost",
+            "p99-latency",
+            "store-errors",
+            "throttles"
+        ]
+    );
+    // The contract's four are always there; the other two come with their option.
+    let always: Vec<&str> = sam
+        .iter()
+        .filter(|a| a.condition.is_none())
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(
+        always,
         ["error-rate", "p99-latency", "store-errors", "throttles"]
     );
     // The contract's thresholds, statistics and periods.
@@ -76,6 +97,36 @@ fn sam_and_cdk_define_the_same_four_alarms() {
         ),
         ("AWS/Lambda", "Sum", "0")
     );
+    // Events lost: the rollup, any in 5 minutes, with the event bus.
+    let lost = by_name("events-lost");
+    assert_eq!(
+        lost.metrics,
+        [(String::new(), "tagbeez_events_lost".into())]
+    );
+    assert_eq!(
+        (
+            lost.namespace.as_str(),
+            lost.condition.as_deref(),
+            lost.stat.as_str(),
+            lost.threshold.as_str()
+        ),
+        ("service", Some("events"), "Sum", "0")
+    );
+    // Dead letters: any message visible in the dead-letter queue, with the queue.
+    let dead = by_name("dead-letters");
+    assert_eq!(
+        dead.metrics,
+        [(String::new(), "ApproximateNumberOfMessagesVisible".into())]
+    );
+    assert_eq!(
+        (
+            dead.namespace.as_str(),
+            dead.condition.as_deref(),
+            dead.stat.as_str(),
+            dead.threshold.as_str()
+        ),
+        ("AWS/SQS", Some("queue"), "Maximum", "0")
+    );
     for alarm in &sam {
         assert_eq!(alarm.period, "300", "{}", alarm.name);
         assert_eq!(alarm.comparison, "GreaterThanThreshold", "{}", alarm.name);
@@ -96,7 +147,11 @@ fn sam_and_cdk_define_the_same_four_alarms() {
                 );
             }
         } else {
-            assert_eq!(alarm.namespace, "AWS/Lambda");
+            assert!(
+                ["AWS/Lambda", "AWS/SQS"].contains(&alarm.namespace.as_str()),
+                "{}",
+                alarm.name
+            );
         }
     }
 }
@@ -107,8 +162,13 @@ fn sam_and_cdk_define_the_same_dashboard() {
     let sam = sam_dashboard(&template);
     let cdk = cdk_dashboard(&read(CONSTRUCT));
     assert_eq!(sam, cdk);
-    // The four alarms first, then the graphs.
-    let alarm_ids: Vec<String> = sam_alarms(&template).into_iter().map(|a| a.id).collect();
+    // The four alarms first, then the graphs. Not the alarms that come with an option: the
+    // dashboard is the same whatever the options, and cannot name a resource that may not exist.
+    let alarm_ids: Vec<String> = sam_alarms(&template)
+        .into_iter()
+        .filter(|a| a.condition.is_none())
+        .map(|a| a.id)
+        .collect();
     let mut shown: Vec<String> = sam.iter().filter_map(|w| w.alarm.clone()).collect();
     assert!(
         sam[..4].iter().all(|w| w.alarm.is_some()),
@@ -194,6 +254,7 @@ fn every_metric_the_deployment_files_name_is_in_the_contract() {
                 LAMBDA_METRICS.contains(&metric.as_str()),
                 "AWS/Lambda {metric}"
             ),
+            "AWS/SQS" => assert!(SQS_METRICS.contains(&metric.as_str()), "AWS/SQS {metric}"),
             other => panic!("namespace {other}"),
         }
     }
@@ -225,42 +286,6 @@ fn every_contract_metric_is_on_both_dashboards() {
             );
         }
     }
-}
-
-/// The actions of each IAM statement of a policy block that names `resource`.
-fn sam_statements_on(block: &str, resource: &str) -> Vec<Vec<String>> {
-    let mut statements: Vec<String> = Vec::new();
-    for line in block.lines() {
-        if line.trim().starts_with("- Effect:") {
-            statements.push(String::new());
-        }
-        if let Some(statement) = statements.last_mut() {
-            statement.push_str(line);
-            statement.push('\n');
-        }
-    }
-    statements
-        .into_iter()
-        .filter(|s| s.contains(resource))
-        .map(|s| {
-            let mut actions: Vec<String> = Vec::new();
-            let mut in_actions = false;
-            for line in s.lines() {
-                let trimmed = line.trim();
-                if let Some(value) = trimmed.strip_prefix("Action:") {
-                    in_actions = value.trim().is_empty();
-                    if !in_actions {
-                        actions.push(value.trim().to_owned());
-                    }
-                } else if in_actions && trimmed.starts_with("- ") {
-                    actions.push(trimmed[2..].trim().to_owned());
-                } else {
-                    in_actions = false;
-                }
-            }
-            actions
-        })
-        .collect()
 }
 
 #[test]

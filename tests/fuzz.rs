@@ -172,11 +172,38 @@ fn assert_client_error(value: &Value, status: Option<u64>) -> String {
     format!("{got} {code}")
 }
 
-/// A direct invocation's result: its operation's body, or a 4xx error object.
+/// A function error (`{"errorType", "errorMessage"}`) for a request that can never succeed:
+/// never a transient or internal code (the store is in memory and never fails here).
+#[track_caller]
+fn assert_function_client_error(value: &Value) -> String {
+    assert_eq!(keys(value), ["errorMessage", "errorType"], "{value}");
+    let code = value["errorType"].as_str().unwrap_or_default();
+    assert!(!code.is_empty(), "{value}");
+    assert!(
+        ![
+            "internal",
+            "store_unavailable",
+            "store_contention",
+            "overloaded",
+            "events_unavailable"
+        ]
+        .contains(&code),
+        "{value}"
+    );
+    assert!(
+        value["errorMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{value}"
+    );
+    format!("function error {code}")
+}
+
+/// A direct invocation's result: its operation's body, or a function error.
 #[track_caller]
 fn assert_direct_result(event: &Value, out: &Value) -> String {
-    if out.get("error").is_some() {
-        return assert_client_error(out, None);
+    if out.get("errorType").is_some() {
+        return assert_function_client_error(out);
     }
     let operation = event["operation"].as_str().unwrap_or_default();
     match operation {
@@ -200,10 +227,15 @@ fn assert_direct_result(event: &Value, out: &Value) -> String {
 /// What `dispatch` answers, whatever the event.
 #[track_caller]
 fn assert_dispatch_answer(event: &Value, out: &Value) -> String {
+    let is_http = event.get("requestContext").is_some() || event.get("httpMethod").is_some();
+    if is_http && out.get("errorType").is_some() {
+        // An HTTP-looking event that does not convert to a request.
+        assert_eq!(out["errorType"], json!("invalid_event"), "{out:#}");
+        return assert_function_client_error(out);
+    }
     let Some(status) = out.get("statusCode") else {
         return assert_direct_result(event, out);
     };
-    let is_http = event.get("requestContext").is_some() || event.get("httpMethod").is_some();
     assert!(is_http, "an HTTP response to a direct invocation: {out}");
     let status = status.as_u64().expect("a numeric statusCode");
     assert!((200..500).contains(&status), "HTTP {status}: {out:#}");

@@ -49,9 +49,12 @@ impl Function {
         }
     }
 
+    /// The answer, or the function error as `{"errorType", "errorMessage"}`.
     async fn invoke(&self, payload: Value) -> Value {
         let event = LambdaEvent::new(payload, Context::default());
-        dispatch(&self.router, &self.tagger, event).await
+        dispatch(&self.router, &self.tagger, event)
+            .await
+            .unwrap_or_else(|d| function_error(&d))
     }
 }
 
@@ -175,7 +178,7 @@ async fn explain_and_thresholds_are_the_same_over_http_and_direct_invocation() {
             json!({"operation": "classify-batch", "messages": [BUY], "thresholds": {"Nope": 0.5}}),
         )
         .await;
-    assert_error(&refused, 400, "unknown_tag");
+    assert_function_error(&refused, "unknown_tag");
 }
 
 #[tokio::test]
@@ -355,7 +358,7 @@ async fn direct_conversation_lifecycle() {
     let gone = f
         .invoke(json!({"operation": "get-conversation", "conversation_id": id}))
         .await;
-    assert_error(&gone, 404, "conversation_not_found");
+    assert_function_error(&gone, "conversation_not_found");
     let cleared_again = f
         .invoke(json!({"operation": "clear-conversation", "conversation_id": id}))
         .await;
@@ -363,90 +366,75 @@ async fn direct_conversation_lifecycle() {
 }
 
 #[tokio::test]
-async fn bad_direct_invocations_are_error_objects() {
+async fn bad_direct_invocations_are_function_errors_named_by_their_code() {
     let f = Function::new();
-    let cases: Vec<(Value, u16, &str)> = vec![
+    let cases: Vec<(Value, &str)> = vec![
         (
             json!({"operation": "explode", "message": BUY}),
-            400,
             "invalid_event",
         ),
-        (json!({"message": BUY}), 400, "invalid_event"),
+        (json!({"message": BUY}), "invalid_event"),
         (
             json!({"operation": "classify-message", "message": BUY, "urgent": true}),
-            400,
             "invalid_event",
         ),
         (
             json!({"operation": "get-conversation", "conversation_id": "c1", "message": BUY}),
-            400,
             "invalid_event",
         ),
-        (
-            json!({"operation": "classify-message"}),
-            400,
-            "invalid_event",
-        ),
+        (json!({"operation": "classify-message"}), "invalid_event"),
         (
             json!({"operation": "classify-message", "message": 5}),
-            400,
             "invalid_event",
         ),
         (
             json!({"operation": "Classify-Message", "message": BUY}),
-            400,
             "invalid_event",
         ),
         (
             json!({"operation": "classify-message", "message": ""}),
-            400,
             "empty_message",
         ),
         (
             json!({"operation": "classify-message", "message": " \n\t "}),
-            400,
             "empty_message",
         ),
         (
             json!({"operation": "classify-message", "message": "x".repeat(5_001)}),
-            400,
             "message_too_long",
         ),
         (
             json!({"operation": "classify-conversation", "conversation_id": "not ok!", "message": BUY}),
-            400,
             "invalid_conversation_id",
         ),
         (
             json!({"operation": "get-conversation", "conversation_id": ""}),
-            400,
             "invalid_conversation_id",
         ),
         (
             json!({"operation": "clear-conversation", "conversation_id": "a/b"}),
-            400,
             "invalid_conversation_id",
         ),
         (
             json!({"operation": "classify-batch", "messages": vec![BUY; 65]}),
-            400,
             "batch_too_large",
         ),
         (
             json!({"operation": "classify-batch", "messages": []}),
-            400,
             "empty_batch",
         ),
         (
             json!({"operation": "classify-batch", "messages": [BUY, ""]}),
-            400,
             "empty_message",
         ),
     ];
-    for (event, status, code) in cases {
+    for (event, code) in cases {
         let response = f.invoke(event.clone()).await;
-        assert!(response.get("error").is_some(), "{event} -> {response:#}");
-        assert_error(&response, status, code);
+        assert!(
+            response.get("errorType").is_some(),
+            "{event} -> {response:#}"
+        );
+        assert_function_error(&response, code);
     }
 }
 
@@ -471,8 +459,8 @@ async fn malformed_events_are_invalid_event_errors() {
     ];
     for event in events {
         let response = f.invoke(event.clone()).await;
-        assert_error(&response, 400, "invalid_event");
-        let message = response["error"]["message"].as_str().unwrap();
+        assert_function_error(&response, "invalid_event");
+        let message = response["errorMessage"].as_str().unwrap();
         assert!(message.starts_with("not a valid"), "{event} -> {message}");
     }
 }

@@ -105,7 +105,9 @@ async fn an_invocation_leaves_emf_lines_and_logs_with_its_ids() {
     // An HTTP API event (AWS's example), then a direct invocation.
     let body = json!({ "message": BUY }).to_string();
     let event = v2_event(http_v2_example(), "POST", "/classify-message", Some(&body));
-    let answer = dispatch(&router, &tagger, LambdaEvent::new(event, context("req-1"))).await;
+    let answer = dispatch(&router, &tagger, LambdaEvent::new(event, context("req-1")))
+        .await
+        .expect("an HTTP answer");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     let timing = answer["headers"]["server-timing"]
         .as_str()
@@ -186,8 +188,9 @@ async fn an_invocation_leaves_emf_lines_and_logs_with_its_ids() {
         &tagger,
         LambdaEvent::new(payload, context("req-2")),
     )
-    .await;
-    assert_eq!(refused["error"]["code"], "empty_message");
+    .await
+    .expect_err("a function error");
+    assert_eq!(refused.error_type, "empty_message");
     let mut emf = Vec::new();
     telemetry::flush_emf(&mut emf, "req-2", None).unwrap();
     let second: Vec<Value> = String::from_utf8(emf)
@@ -236,6 +239,8 @@ async fn an_invocation_leaves_emf_lines_and_logs_with_its_ids() {
     );
     // The local server's page is not served where metrics go to CloudWatch.
     let page = v2_event(http_v2_example(), "GET", "/metrics", None);
-    let answer = dispatch(&router, &tagger, LambdaEvent::new(page, context("req-3"))).await;
+    let answer = dispatch(&router, &tagger, LambdaEvent::new(page, context("req-3")))
+        .await
+        .expect("an HTTP answer");
     assert_eq!(answer["statusCode"], 404, "{answer}");
 }

@@ -8,6 +8,13 @@
 //   alarmTopicArn     SNS topic ARN the four alarms notify (default: none, no alarm actions)
 //   metricsNamespace  CloudWatch namespace of the service's metrics (default tagbeez)
 //   demoPage          on or off (default): serve GET /demo from the function
+//   queue             true or false (default): the SQS queue in, its dead-letter queue and mapping
+//   queueType         fifo (default) or standard
+//   eventBus          none (default), create, or an existing bus's name or ARN: events out
+//   eventTags         comma-separated tags that put `Message tagged` events (default Hot-buyer)
+//   hotBuyerQueue     true or false (default): with eventBus=create, the example rule and queue
+//   bulk              true or false (default): the bulk tagging state machine (Step Functions)
+//   bulkBucketName    an existing bucket for bulk (default: the stack creates one)
 // The stack is environment-agnostic: `cdk deploy` targets the CLI's account and region.
 import * as path from 'node:path';
 
@@ -44,6 +51,23 @@ function main(): void {
   if (demoPage !== 'on' && demoPage !== 'off') {
     throw new Error(`context demoPage must be on or off, not ${demoPage}`);
   }
+  const flag = (key: string): boolean => {
+    const value = context(key) ?? 'false';
+    if (value !== 'true' && value !== 'false') {
+      throw new Error(`context ${key} must be true or false, not ${value}`);
+    }
+    return value === 'true';
+  };
+  const queueType = context('queueType') ?? 'fifo';
+  if (queueType !== 'fifo' && queueType !== 'standard') {
+    throw new Error(`context queueType must be fifo or standard, not ${queueType}`);
+  }
+  const eventTags = context('eventTags')
+    ?.split(',')
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== '');
+  const eventBus = context('eventBus') ?? 'none';
+  const bulkBucketName = context('bulkBucketName');
 
   new TagbeezStack(app, 'Tagbeez', {
     stackName: context('stackName'),
@@ -57,6 +81,11 @@ function main(): void {
       alarmTopicArn: context('alarmTopicArn'),
       metricsNamespace: context('metricsNamespace'),
       demoPage: demoPage === 'on',
+      queue: flag('queue') ? { type: queueType } : false,
+      eventBus,
+      eventTags: eventBus === 'none' ? undefined : eventTags,
+      hotBuyerQueue: flag('hotBuyerQueue'),
+      bulk: flag('bulk') ? { bucketName: bulkBucketName } : false,
     },
   });
 }

@@ -41,5 +41,45 @@ export class TagbeezStack extends Stack {
       description: 'Name of the CloudWatch dashboard',
       value: this.service.dashboard.dashboardName,
     });
+
+    // The options' outputs, as the SAM template's (each only with its option).
+    const service = this.service;
+    if (service.queue && service.deadLetterQueue) {
+      new CfnOutput(this, 'QueueUrl', {
+        description: 'URL of the queue of messages to tag; producers need sqs:SendMessage on QueueArn',
+        value: service.queue.queueUrl,
+      });
+      new CfnOutput(this, 'QueueArn', { description: 'ARN of the queue of messages to tag', value: service.queue.queueArn });
+      new CfnOutput(this, 'DeadLetterQueueUrl', {
+        description: "URL of the queue's dead-letter queue",
+        value: service.deadLetterQueue.queueUrl,
+      });
+      new CfnOutput(this, 'DeadLetterQueueArn', {
+        description: "ARN of the queue's dead-letter queue (the source of a redrive back to QueueArn)",
+        value: service.deadLetterQueue.queueArn,
+      });
+    }
+    if (service.eventBus) {
+      new CfnOutput(this, 'EventBusName', {
+        description: 'The bus tagbeez puts events on (EVENT_BUS_NAME), for rules of your own',
+        value: service.eventBus.eventBusName,
+      });
+    }
+    if (service.hotBuyerQueue) {
+      new CfnOutput(this, 'HotBuyerQueueUrl', {
+        description: 'URL of the example queue of Hot-buyer Message tagged events',
+        value: service.hotBuyerQueue.queueUrl,
+      });
+    }
+    if (service.bulkStateMachine && service.bulkBucket) {
+      new CfnOutput(this, 'BulkStateMachineArn', {
+        description: 'ARN of the bulk tagging state machine; start it with {"key": "<JSONL object in the bulk bucket>"}',
+        value: service.bulkStateMachine.stateMachineArn,
+      });
+      new CfnOutput(this, 'BulkBucketName', {
+        description: 'The bucket of bulk input files and of results/',
+        value: service.bulkBucket.bucketName,
+      });
+    }
   }
 }

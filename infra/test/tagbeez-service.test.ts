@@ -9,22 +9,34 @@ import { after, describe, it } from 'node:test';
 
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 
 import {
   TAGBEEZ_ACCESS_LOG_FORMAT,
   TAGBEEZ_ALARMS,
+  TAGBEEZ_BULK_INVOKE_ACTIONS,
+  TAGBEEZ_BULK_READ_ACTIONS,
+  TAGBEEZ_BULK_SUBSTITUTIONS,
+  TAGBEEZ_BULK_WRITE_ACTIONS,
   TAGBEEZ_DASHBOARD,
+  TAGBEEZ_EVENT_ACTIONS,
+  TAGBEEZ_EVENT_DETAIL_TYPES,
+  TAGBEEZ_EVENT_SOURCE,
   TAGBEEZ_FEEDBACK_TABLE_ACTIONS,
   TAGBEEZ_LOG_ACTIONS,
   TAGBEEZ_METRICS,
+  TAGBEEZ_QUEUE_ACTIONS,
+  TAGBEEZ_QUEUE_VISIBILITY_FACTOR,
   TAGBEEZ_ROLLUP_METRICS,
   TAGBEEZ_ROUTES,
   TAGBEEZ_TABLE_ACTIONS,
+  type TagbeezAlarmSpec,
   TagbeezService,
   type TagbeezServiceProps,
   defaultBootstrapDir,
+  defaultBulkDefinitionFile,
   tagbeezSearchExpression,
 } from '../lib/tagbeez-service';
 import { TagbeezStack } from '../lib/tagbeez-stack';
@@ -87,6 +99,23 @@ const customized = synth({
   alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alerts',
   alarmNamePrefix: 'shop-tagbeez',
 });
+// The options, each on its own and all at once.
+const withQueue = synth({ queue: true });
+const withStandardQueue = synth({
+  queue: { type: 'standard', batchSize: 5, maxBatchingWindow: Duration.seconds(20), maxReceiveCount: 3 },
+  timeout: Duration.seconds(20),
+});
+const withEvents = synth({ eventBus: 'create', hotBuyerQueue: true });
+const withBulk = synth({ bulk: true });
+const everything = synth({
+  queue: true,
+  eventBus: 'create',
+  eventTags: ['Hot-buyer', 'Deal-seeker'],
+  hotBuyerQueue: true,
+  bulk: { maxConcurrency: 50, maxItemsPerBatch: 32, toleratedFailurePercentage: 5, resultsExpiration: Duration.days(7) },
+  alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alerts',
+  alarmNamePrefix: 'all',
+});
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -123,6 +152,28 @@ function conversationTable(template: Template): { id: string; resource: Json } {
 /** The feedback table (partition key feedback_id). */
 function feedbackTable(template: Template): { id: string; resource: Json } {
   return tableByKey(template, 'feedback_id');
+}
+
+/** The queue in: the SQS queue with a RedrivePolicy. */
+function messageQueue(template: Template): { id: string; resource: Json } {
+  const found = Object.entries(template.findResources('AWS::SQS::Queue')).filter(
+    ([, q]) => (q as Json).Properties?.RedrivePolicy !== undefined,
+  );
+  assert.equal(found.length, 1, `expected one queue with a RedrivePolicy, found ${found.length}`);
+  return { id: found[0][0], resource: found[0][1] };
+}
+
+/** The queue's dead-letter queue: the target of its RedrivePolicy. */
+function deadLetterQueue(template: Template): { id: string; resource: Json } {
+  const target = messageQueue(template).resource.Properties.RedrivePolicy.deadLetterTargetArn;
+  assert.equal(target?.['Fn::GetAtt']?.[1], 'Arn', JSON.stringify(target));
+  const id: string = target['Fn::GetAtt'][0];
+  return { id, resource: (template.findResources('AWS::SQS::Queue') as Json)[id] };
+}
+
+/** `<action> on <resource JSON>` for each action, as checkLeastPrivilege lists grants. */
+function grantsOf(actions: readonly string[], resource: Json): string[] {
+  return actions.map((a) => `${a} on ${JSON.stringify(resource)}`);
 }
 
 /** The nearest ancestor of this file with a Cargo.toml: the repository root, if there is one. */
@@ -507,10 +558,11 @@ function functionLogGroupId(template: Template): string {
 /**
  * The template grants exactly what the SAM template's FunctionRole does, and nothing else:
  * GetItem, PutItem and DeleteItem on the table, CreateLogStream and PutLogEvents on the
- * function's own log group, on a role with no managed policies. Statements of `otherRoles`
- * only (roles a test added itself) are left out.
+ * function's own log group, on a role with no managed policies; plus `extra` (`<action> on
+ * <JSON of the resource>`, what an option adds). Statements of `otherRoles` only (roles a test
+ * added itself, or the bulk state machine's) are left out.
  */
-function checkLeastPrivilege(template: Template, otherRoles: string[] = []): void {
+function checkLeastPrivilege(template: Template, otherRoles: string[] = [], extra: string[] = []): void {
   // The constants themselves must not widen.
   assert.deepEqual(sorted(TAGBEEZ_TABLE_ACTIONS), ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
   assert.deepEqual(sorted(TAGBEEZ_LOG_ACTIONS), ['logs:CreateLogStream', 'logs:PutLogEvents']);
@@ -562,10 +614,11 @@ function checkLeastPrivilege(template: Template, otherRoles: string[] = []): voi
   assert.equal(expected.length, 6);
   assert.deepEqual(
     sorted(grants),
-    sorted(expected),
+    sorted([...expected, ...extra]),
     'the only permissions must be the 3 item operations on the conversation table, PutItem on the feedback ' +
-      'table and the 2 log writes on the function\'s log group',
+      'table and the 2 log writes on the function\'s log group (and what an option adds)',
   );
+  for (const grant of grants) assert.ok(!/ on "\*"$/.test(grant), `a wildcard resource: ${grant}`);
 }
 
 describe('IAM', () => {
@@ -808,12 +861,27 @@ function alarmsByName(template: Template): Record<string, { id: string; resource
   return out;
 }
 
-/** Checks that `template` has exactly the TAGBEEZ_ALARMS, named `<prefix>-<name>`, on `namespace`. */
-function checkAlarms(template: Template, prefix: string, namespace: string, topicArn?: string): void {
+/** The alarms of TAGBEEZ_ALARMS a service has with these options on. */
+function alarmSpecs(options: { queue?: boolean; events?: boolean } = {}): TagbeezAlarmSpec[] {
+  return TAGBEEZ_ALARMS.filter((a) => a.option === undefined || options[a.option] === true);
+}
+
+/**
+ * Checks that `template` has exactly the TAGBEEZ_ALARMS of its `options`, named
+ * `<prefix>-<name>`, on `namespace`.
+ */
+function checkAlarms(
+  template: Template,
+  prefix: string,
+  namespace: string,
+  topicArn?: string,
+  options: { queue?: boolean; events?: boolean } = {},
+): void {
   const fn = onlyResource(template, 'AWS::Lambda::Function');
   const alarms = alarmsByName(template);
-  assert.deepEqual(sorted(Object.keys(alarms)), sorted(TAGBEEZ_ALARMS.map((a) => `${prefix}-${a.name}`)));
-  for (const spec of TAGBEEZ_ALARMS) {
+  const specs = alarmSpecs(options);
+  assert.deepEqual(sorted(Object.keys(alarms)), sorted(specs.map((a) => `${prefix}-${a.name}`)));
+  for (const spec of specs) {
     const props = alarms[`${prefix}-${spec.name}`].resource.Properties;
     const where = `${spec.name}: ${JSON.stringify(props)}`;
     assert.equal(props.ComparisonOperator, spec.comparison, where);
@@ -858,6 +926,9 @@ function checkAlarms(template: Template, prefix: string, namespace: string, topi
       if (spec.namespace === 'AWS/Lambda') {
         assert.equal(props.Namespace, 'AWS/Lambda', where);
         assert.deepEqual(props.Dimensions, [{ Name: 'FunctionName', Value: { Ref: fn.id } }], where);
+      } else if (spec.namespace === 'AWS/SQS') {
+        assert.equal(props.Namespace, 'AWS/SQS', where);
+        assert.deepEqual(props.Dimensions, [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [deadLetterQueue(template).id, 'QueueName'] } }], where);
       } else {
         assert.equal(props.Namespace, namespace, where);
         assert.equal(props.Dimensions, undefined, `${where}: the alarms read the no-dimension rollups`);
@@ -869,7 +940,10 @@ function checkAlarms(template: Template, prefix: string, namespace: string, topi
 describe('alarms', () => {
   it('are the contract\'s four: error rate > 1 %, p99 latency > 1000 ms, store errors > 5, throttles > 0, per 5 min', () => {
     const byName = Object.fromEntries(TAGBEEZ_ALARMS.map((a) => [a.name, a]));
-    assert.deepEqual(sorted(Object.keys(byName)), ['error-rate', 'p99-latency', 'store-errors', 'throttles']);
+    assert.deepEqual(
+      sorted(alarmSpecs().map((a) => a.name)),
+      ['error-rate', 'p99-latency', 'store-errors', 'throttles'],
+    );
     assert.deepEqual(
       [byName['error-rate'].expression, byName['error-rate'].metrics, byName['error-rate'].stat, byName['error-rate'].threshold],
       ['100 * FILL(errors, 0) / requests', { errors: 'tagbeez_server_errors', requests: 'tagbeez_requests' }, 'Sum', 1],
@@ -888,6 +962,7 @@ describe('alarms', () => {
     );
     for (const spec of TAGBEEZ_ALARMS) {
       assert.equal(spec.period, 300, spec.name);
+      assert.equal(spec.threshold >= 0, true, spec.name);
       assert.equal(spec.comparison, 'GreaterThanThreshold', spec.name);
       assert.equal(spec.treatMissingData, 'notBreaching', spec.name);
       if (spec.namespace === 'service') {
@@ -898,6 +973,21 @@ describe('alarms', () => {
     }
   });
 
+  it('and two more with options: events lost > 0 (eventBus), dead letters > 0 (queue)', () => {
+    const byName = Object.fromEntries(TAGBEEZ_ALARMS.map((a) => [a.name, a]));
+    assert.deepEqual(sorted(Object.keys(byName)).filter((n) => byName[n].option), ['dead-letters', 'events-lost']);
+    const lost = byName['events-lost'];
+    assert.deepEqual(
+      [lost.option, lost.namespace, lost.metric, lost.stat, lost.threshold],
+      ['events', 'service', 'tagbeez_events_lost', 'Sum', 0],
+    );
+    const dead = byName['dead-letters'];
+    assert.deepEqual(
+      [dead.option, dead.namespace, dead.metric, dead.stat, dead.threshold],
+      ['queue', 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'Maximum', 0],
+    );
+  });
+
   it('are in the synthesized template, named <stack name>-<name>, with no actions by default', () => {
     defaults.template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
     checkAlarms(defaults.template, 'TagbeezTest', 'tagbeez');
@@ -905,6 +995,12 @@ describe('alarms', () => {
 
   it('take the namespace, name prefix and SNS topic (alarm and OK actions) props', () => {
     checkAlarms(customized.template, 'shop-tagbeez', 'shop/tagbeez', 'arn:aws:sns:eu-west-1:123456789012:ops-alerts');
+  });
+
+  it('add events lost with eventBus and dead letters with queue, with the same actions', () => {
+    checkAlarms(withEvents.template, 'TagbeezTest', 'tagbeez', undefined, { events: true });
+    checkAlarms(withQueue.template, 'TagbeezTest', 'tagbeez', undefined, { queue: true });
+    checkAlarms(everything.template, 'all', 'tagbeez', 'arn:aws:sns:eu-west-1:123456789012:ops-alerts', { queue: true, events: true });
   });
 
   it('refuse two services with the same alarm name prefix in one stack', () => {
@@ -936,10 +1032,10 @@ function dashboardBody(template: Template): Json {
   const fn = onlyResource(template, 'AWS::Lambda::Function');
   const alarmIds: Record<string, string> = {};
   for (const spec of TAGBEEZ_ALARMS) {
-    const [id] = Object.entries(template.findResources('AWS::CloudWatch::Alarm')).find(([, a]) =>
+    const found = Object.entries(template.findResources('AWS::CloudWatch::Alarm')).find(([, a]) =>
       ((a as Json).Properties.AlarmName as string).endsWith(`-${spec.name}`),
-    )!;
-    alarmIds[id] = spec.id;
+    );
+    if (found) alarmIds[found[0]] = spec.id;
   }
   const body = dashboard.resource.Properties.DashboardBody;
   const parts: Json[] = typeof body === 'string' ? [body] : body['Fn::Join'][1];
@@ -1025,10 +1121,13 @@ describe('dashboard', () => {
   it('has the widgets of TAGBEEZ_DASHBOARD, in order: the four alarms, then the graphs', () => {
     const body = dashboardBody(defaults.template);
     assert.deepEqual(renderedWidgets(body), expectedWidgets('tagbeez'));
+    // Every alarm that is always there, and none that comes with an option.
     assert.deepEqual(
       TAGBEEZ_DASHBOARD.filter((w) => w.alarm).map((w) => w.alarm),
-      TAGBEEZ_ALARMS.map((a) => a.id),
+      alarmSpecs().map((a) => a.id),
     );
+    // With every option on, the dashboard is the same.
+    assert.deepEqual(renderedWidgets(dashboardBody(everything.template)), expectedWidgets('tagbeez'));
     for (const widget of body.widgets) {
       assert.equal(widget.properties.region, 'REGION');
       assert.equal(widget.height, 6);
@@ -1036,7 +1135,7 @@ describe('dashboard', () => {
   });
 
   it('shows every metric of the contract, and no other tagbeez_* name', () => {
-    assert.equal(new Set(TAGBEEZ_METRICS).size, 15);
+    assert.equal(new Set(TAGBEEZ_METRICS).size, 19);
     const text = JSON.stringify(dashboardBody(defaults.template));
     assert.deepEqual(sorted([...metricNamesIn(text)]), sorted(TAGBEEZ_METRICS));
   });
@@ -1083,6 +1182,477 @@ describe('dashboard', () => {
       assert.deepEqual(layout(cdk), layout(sam));
     },
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// 10. Options: every one off by default
+
+describe('options', () => {
+  it('are all off by default: no queue, bus, rule, bucket, state machine or event settings', () => {
+    for (const type of [
+      'AWS::SQS::Queue',
+      'AWS::SQS::QueuePolicy',
+      'AWS::Lambda::EventSourceMapping',
+      'AWS::Events::EventBus',
+      'AWS::Events::Rule',
+      'AWS::S3::Bucket',
+      'AWS::StepFunctions::StateMachine',
+    ]) {
+      defaults.template.resourceCountIs(type, 0);
+      customized.template.resourceCountIs(type, 0);
+    }
+    const vars = onlyResource(defaults.template, 'AWS::Lambda::Function').resource.Properties.Environment.Variables;
+    for (const name of ['EVENT_BUS_NAME', 'EVENT_TAGS', 'EVENTS_TIMEOUT_MS']) assert.ok(!(name in vars), name);
+    assert.equal(defaults.stack.service.queue, undefined);
+    assert.equal(defaults.stack.service.eventBus, undefined);
+    assert.equal(defaults.stack.service.bulkStateMachine, undefined);
+  });
+
+  it('stay least-privilege all at once: queue and bus actions on those two resources alone', () => {
+    const queueArn = { 'Fn::GetAtt': [messageQueue(everything.template).id, 'Arn'] };
+    const busArn = { 'Fn::GetAtt': [onlyResource(everything.template, 'AWS::Events::EventBus').id, 'Arn'] };
+    const bulkRole = everything.stack.getLogicalId(everything.stack.service.bulkRole!.node.defaultChild as iam.CfnRole);
+    checkLeastPrivilege(everything.template, [bulkRole], [
+      ...grantsOf(TAGBEEZ_QUEUE_ACTIONS, queueArn),
+      ...grantsOf(TAGBEEZ_EVENT_ACTIONS, busArn),
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 11. Queue in (template.yaml's MessageQueue, DeadLetterQueue, QueueEventSourceMapping)
+
+describe('queue in', () => {
+  it('is a FIFO queue: no content-based deduplication, per-conversation throughput, SQS-managed encryption', () => {
+    const queue = messageQueue(withQueue.template).resource;
+    assert.deepEqual(queue.Properties, {
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      DeduplicationScope: 'messageGroup',
+      FifoThroughputLimit: 'perMessageGroupId',
+      SqsManagedSseEnabled: true,
+      VisibilityTimeout: 10 * TAGBEEZ_QUEUE_VISIBILITY_FACTOR,
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': [deadLetterQueue(withQueue.template).id, 'Arn'] },
+        maxReceiveCount: 5,
+      },
+    });
+    assert.equal(TAGBEEZ_QUEUE_VISIBILITY_FACTOR, 6);
+    assert.equal(queue.DeletionPolicy, 'Delete');
+  });
+
+  it('has a FIFO dead-letter queue that keeps messages 14 days', () => {
+    assert.deepEqual(deadLetterQueue(withQueue.template).resource.Properties, {
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    withQueue.template.resourceCountIs('AWS::SQS::Queue', 2);
+  });
+
+  it('feeds the function through a mapping with partial batch responses, batches of 10 and no window', () => {
+    const fn = onlyResource(withQueue.template, 'AWS::Lambda::Function');
+    const mapping = onlyResource(withQueue.template, 'AWS::Lambda::EventSourceMapping').resource;
+    assert.deepEqual(mapping.Properties, {
+      EventSourceArn: { 'Fn::GetAtt': [messageQueue(withQueue.template).id, 'Arn'] },
+      FunctionName: { Ref: fn.id },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    // Created after the role's policy, which Lambda checks when it creates the mapping.
+    const policy = Object.keys(withQueue.template.findResources('AWS::IAM::Policy'));
+    assert.ok(asArray<string>(mapping.DependsOn).some((d) => policy.includes(d)), JSON.stringify(mapping.DependsOn));
+  });
+
+  it('is a standard queue with a batching window when asked, its timeout 6 x the function\'s', () => {
+    const queue = messageQueue(withStandardQueue.template).resource.Properties;
+    assert.equal(queue.FifoQueue, undefined);
+    assert.equal(queue.ContentBasedDeduplication, undefined);
+    assert.equal(queue.VisibilityTimeout, 120);
+    assert.equal(queue.RedrivePolicy.maxReceiveCount, 3);
+    assert.equal(deadLetterQueue(withStandardQueue.template).resource.Properties.FifoQueue, undefined);
+    const mapping = onlyResource(withStandardQueue.template, 'AWS::Lambda::EventSourceMapping').resource.Properties;
+    assert.equal(mapping.BatchSize, 5);
+    assert.equal(mapping.MaximumBatchingWindowInSeconds, 20);
+    assert.deepEqual(mapping.FunctionResponseTypes, ['ReportBatchItemFailures']);
+  });
+
+  it('lets the function role consume that queue only: four actions, nothing on the dead-letter queue', () => {
+    assert.deepEqual(sorted(TAGBEEZ_QUEUE_ACTIONS), [
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:ReceiveMessage',
+    ]);
+    for (const template of [withQueue.template, withStandardQueue.template]) {
+      const queueArn = { 'Fn::GetAtt': [messageQueue(template).id, 'Arn'] };
+      checkLeastPrivilege(template, [], grantsOf(TAGBEEZ_QUEUE_ACTIONS, queueArn));
+      const dlq = deadLetterQueue(template).id;
+      for (const { statement } of allStatements(template)) {
+        assert.ok(!JSON.stringify(statement).includes(dlq), JSON.stringify(statement));
+      }
+    }
+  });
+
+  it('outputs the queue and dead-letter queue URLs and ARNs', () => {
+    const queue = messageQueue(withQueue.template).id;
+    const dlq = deadLetterQueue(withQueue.template).id;
+    withQueue.template.hasOutput('QueueUrl', { Value: { Ref: queue } });
+    withQueue.template.hasOutput('QueueArn', { Value: { 'Fn::GetAtt': [queue, 'Arn'] } });
+    withQueue.template.hasOutput('DeadLetterQueueUrl', { Value: { Ref: dlq } });
+    withQueue.template.hasOutput('DeadLetterQueueArn', { Value: { 'Fn::GetAtt': [dlq, 'Arn'] } });
+    assert.equal(defaults.template.findOutputs('QueueUrl').QueueUrl, undefined);
+  });
+
+  it('refuses options the queue or its mapping would refuse', () => {
+    const bad: Array<[TagbeezServiceProps, RegExp]> = [
+      [{ queue: { batchSize: 0 } }, /queue.batchSize/],
+      [{ queue: { batchSize: 11 } }, /queue.batchSize/],
+      [{ queue: { maxReceiveCount: 0 } }, /queue.maxReceiveCount/],
+      [{ queue: { type: 'standard', maxBatchingWindow: Duration.seconds(301) } }, /queue.maxBatchingWindow/],
+      [{ queue: { maxBatchingWindow: Duration.seconds(5) } }, /FIFO event source mappings do not support a batching window/],
+      [{ queue: { type: 'lifo' as 'fifo' } }, /queue.type/],
+    ];
+    for (const [props, message] of bad) {
+      const stack = new Stack(newApp(), 'Bad');
+      assert.throws(() => new TagbeezService(stack, 'Tagbeez', { bootstrapDir, ...props }), message);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 12. Events out (template.yaml's EventBus parameter, TagbeezEventBus, the event-bus policy)
+
+/** The function's environment variables. */
+function functionVars(template: Template): Record<string, Json> {
+  return onlyResource(template, 'AWS::Lambda::Function').resource.Properties.Environment.Variables;
+}
+
+/** The statements that grant an events: action. */
+function eventStatements(template: Template): Json[] {
+  return allStatements(template)
+    .map((s) => s.statement)
+    .filter((s) => actionsOf(s).some((a) => a.startsWith('events:')));
+}
+
+describe('events out', () => {
+  it('with eventBus create: a bus named after the stack, EVENT_BUS_NAME, EVENT_TAGS and PutEvents on it alone', () => {
+    const bus = onlyResource(withEvents.template, 'AWS::Events::EventBus');
+    assert.deepEqual(bus.resource.Properties, { Name: 'TagbeezTest' });
+    const vars = functionVars(withEvents.template);
+    assert.deepEqual(
+      [vars.EVENT_BUS_NAME, vars.EVENT_TAGS, vars.EVENTS_TIMEOUT_MS],
+      [{ Ref: bus.id }, 'Hot-buyer', '2000'],
+    );
+    assert.deepEqual([...TAGBEEZ_EVENT_ACTIONS], ['events:PutEvents']);
+    checkLeastPrivilege(
+      withEvents.template,
+      [],
+      grantsOf(TAGBEEZ_EVENT_ACTIONS, { 'Fn::GetAtt': [bus.id, 'Arn'] }),
+    );
+    withEvents.template.hasOutput('EventBusName', { Value: { Ref: bus.id } });
+  });
+
+  it('with an existing bus name: no bus created, PutEvents on that bus\'s ARN in this account and region', () => {
+    const { template } = synth({ eventBus: 'orders', eventTags: ['Hot-buyer', 'Deal-seeker'], eventsTimeout: Duration.millis(500) });
+    template.resourceCountIs('AWS::Events::EventBus', 0);
+    const vars = functionVars(template);
+    assert.deepEqual([vars.EVENT_BUS_NAME, vars.EVENT_TAGS, vars.EVENTS_TIMEOUT_MS], ['orders', 'Hot-buyer,Deal-seeker', '500']);
+    const arn = {
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':event-bus/orders']],
+    };
+    checkLeastPrivilege(template, [], grantsOf(TAGBEEZ_EVENT_ACTIONS, arn));
+  });
+
+  it('with an existing bus ARN (another account\'s bus): EVENT_BUS_NAME and the policy name that ARN', () => {
+    const arn = 'arn:aws:events:eu-west-1:210987654321:event-bus/shared';
+    for (const eventBus of [arn, events.EventBus.fromEventBusArn(new Stack(newApp(), 'Elsewhere'), 'Bus', arn)]) {
+      const { template } = synth({ eventBus });
+      template.resourceCountIs('AWS::Events::EventBus', 0);
+      assert.equal(functionVars(template).EVENT_BUS_NAME, arn);
+      checkLeastPrivilege(template, [], grantsOf(TAGBEEZ_EVENT_ACTIONS, arn));
+    }
+  });
+
+  it('add events:PutEvents nowhere else, and only with a bus', () => {
+    assert.deepEqual(eventStatements(defaults.template), []);
+    assert.deepEqual(eventStatements(withQueue.template), []);
+    assert.deepEqual(eventStatements(withBulk.template), []);
+    assert.equal(eventStatements(everything.template).length, 1);
+    assert.equal(functionVars(everything.template).EVENT_TAGS, 'Hot-buyer,Deal-seeker');
+  });
+
+  it('refuse settings the function would refuse, and event settings without a bus', () => {
+    const bad: Array<[TagbeezServiceProps, RegExp]> = [
+      [{ eventBus: 'create', eventTags: [] }, /eventTags must name at least one tag/],
+      [{ eventBus: 'create', eventTags: ['Big spender'] }, /eventTags must be tag names/],
+      [{ eventBus: 'create', eventTags: ['Big-spender'] }, /not a tag of the model/],
+      [{ eventBus: 'create', eventsTimeout: Duration.millis(5) }, /eventsTimeout/],
+      [{ eventBus: 'bus with spaces' }, /eventBus must be/],
+      [{ eventTags: ['Hot-buyer'] }, /need an eventBus/],
+      [{ eventBus: 'orders', hotBuyerQueue: true }, /hotBuyerQueue needs eventBus: 'create'/],
+      [{ hotBuyerQueue: true }, /hotBuyerQueue needs eventBus: 'create'/],
+    ];
+    for (const [props, message] of bad) {
+      const stack = new Stack(newApp(), 'Bad');
+      assert.throws(() => new TagbeezService(stack, 'Tagbeez', { bootstrapDir, ...props }), message);
+    }
+    assert.equal(TAGBEEZ_EVENT_SOURCE, 'tagbeez');
+    assert.deepEqual([...TAGBEEZ_EVENT_DETAIL_TYPES], ['Conversation tag changed', 'Message tagged']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 13. The Hot-buyer example (template.yaml's HotBuyerRule, HotBuyerEventsQueue and its policy)
+
+describe('hot buyer example', () => {
+  it('is a rule on the created bus: Message tagged events for Hot-buyer, to an encrypted queue', () => {
+    const bus = onlyResource(withEvents.template, 'AWS::Events::EventBus');
+    const rule = onlyResource(withEvents.template, 'AWS::Events::Rule').resource.Properties;
+    const queue = onlyResource(withEvents.template, 'AWS::SQS::Queue');
+    assert.deepEqual(rule.EventBusName, { Ref: bus.id });
+    assert.deepEqual(rule.EventPattern, {
+      source: ['tagbeez'],
+      'detail-type': ['Message tagged'],
+      detail: { tag: ['Hot-buyer'] },
+    });
+    assert.equal(rule.State, 'ENABLED');
+    assert.deepEqual(rule.Targets.map((t: Json) => t.Arn), [{ 'Fn::GetAtt': [queue.id, 'Arn'] }]);
+    assert.deepEqual(queue.resource.Properties, { SqsManagedSseEnabled: true });
+    withEvents.template.hasOutput('HotBuyerQueueUrl', { Value: { Ref: queue.id } });
+  });
+
+  it('lets events.amazonaws.com send to the queue from that rule only', () => {
+    const rule = onlyResource(withEvents.template, 'AWS::Events::Rule');
+    const queue = onlyResource(withEvents.template, 'AWS::SQS::Queue');
+    const policy = onlyResource(withEvents.template, 'AWS::SQS::QueuePolicy').resource.Properties;
+    assert.deepEqual(policy.Queues, [{ Ref: queue.id }]);
+    assert.deepEqual(policy.PolicyDocument.Statement, [
+      {
+        Action: 'sqs:SendMessage',
+        Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [rule.id, 'Arn'] } } },
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Resource: { 'Fn::GetAtt': [queue.id, 'Arn'] },
+      },
+    ]);
+  });
+
+  it('is not there without hotBuyerQueue', () => {
+    const { template } = synth({ eventBus: 'create' });
+    template.resourceCountIs('AWS::Events::Rule', 0);
+    template.resourceCountIs('AWS::SQS::Queue', 0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 14. Bulk tagging (template.yaml's BulkBucket, BulkBucketPolicy, BulkStateMachineRole and
+// BulkStateMachine; statemachine/bulk.asl.json)
+
+// asl-validator has no type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const aslValidator = require('asl-validator') as (definition: unknown) => { isValid: boolean; errors: unknown[] };
+
+/** The definition file's text with sample values for its ${...} placeholders. */
+function substitutedDefinition(text: string): Json {
+  const samples: Record<string, string> = {
+    TagbeezFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:tagbeez',
+    BulkBucketName: 'tagbeez-bulk',
+    MaxConcurrency: '10',
+    MaxItemsPerBatch: '64',
+    ToleratedFailurePercentage: '0',
+  };
+  return JSON.parse(text.replace(/\$\{(\w+)\}/g, (_, name: string) => {
+    assert.ok(name in samples, `unknown placeholder \${${name}}`);
+    return samples[name];
+  }));
+}
+
+/** The bulk role's statements as `<action> on <resource JSON>`. */
+function bulkGrants(template: Template, roleId: string): string[] {
+  const grants: string[] = [];
+  for (const { statement, roles } of allStatements(template)) {
+    if (!roles?.includes(roleId)) continue;
+    assert.equal(statement.Effect, 'Allow');
+    for (const action of actionsOf(statement)) {
+      for (const resource of asArray<Json>(statement.Resource)) grants.push(`${action} on ${JSON.stringify(resource)}`);
+    }
+  }
+  return grants;
+}
+
+/** `arn:<partition>:states:<region>:<account>:<rest>` as CDK renders it. */
+function statesArn(rest: string): Json {
+  return {
+    'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':states:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:${rest}`]],
+  };
+}
+
+describe('bulk', () => {
+  const definitionFile = defaultBulkDefinitionFile();
+  const definitionText = fs.readFileSync(definitionFile, 'utf8');
+
+  it('deploys statemachine/bulk.asl.json, the SAM template\'s file, as a STANDARD state machine', () => {
+    const root = repoRoot();
+    if (root) assert.equal(definitionFile, path.join(root, 'statemachine', 'bulk.asl.json'));
+    const app = newApp();
+    const stack = new TagbeezStack(app, 'BulkAsset', { service: { bootstrapDir, bulk: true } });
+    const assembly = app.synth();
+    const template = Template.fromStack(stack);
+    const machine = onlyResource(template, 'AWS::StepFunctions::StateMachine').resource.Properties;
+    assert.equal(machine.StateMachineType, 'STANDARD');
+    assert.equal(machine.StateMachineName, 'BulkAsset-bulk');
+    const key: string = machine.DefinitionS3Location.Key;
+    const asset = fs.readFileSync(path.join(assembly.directory, `asset.${key}`), 'utf8');
+    assert.equal(asset, definitionText, 'the deployed definition is the file, byte for byte');
+  });
+
+  it('substitutes the function, the bucket and the map settings, and every placeholder of the file', () => {
+    const fn = onlyResource(withBulk.template, 'AWS::Lambda::Function');
+    const bucket = onlyResource(withBulk.template, 'AWS::S3::Bucket');
+    const machine = onlyResource(withBulk.template, 'AWS::StepFunctions::StateMachine').resource.Properties;
+    assert.deepEqual(machine.DefinitionSubstitutions, {
+      TagbeezFunctionArn: { 'Fn::GetAtt': [fn.id, 'Arn'] },
+      BulkBucketName: { Ref: bucket.id },
+      MaxConcurrency: '10',
+      MaxItemsPerBatch: '64',
+      ToleratedFailurePercentage: '0',
+    });
+    const placeholders = new Set([...definitionText.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]));
+    assert.deepEqual(sorted([...placeholders]), sorted(TAGBEEZ_BULK_SUBSTITUTIONS));
+    const custom = onlyResource(everything.template, 'AWS::StepFunctions::StateMachine').resource.Properties;
+    assert.deepEqual(
+      [custom.DefinitionSubstitutions.MaxConcurrency, custom.DefinitionSubstitutions.MaxItemsPerBatch, custom.DefinitionSubstitutions.ToleratedFailurePercentage],
+      ['50', '32', '5'],
+    );
+    assert.equal(custom.StateMachineName, 'all-bulk');
+  });
+
+  it('is a valid Distributed Map definition (asl-validator) reading JSONL, batching, writing results/', () => {
+    const definition = substitutedDefinition(definitionText);
+    const result = aslValidator(definition);
+    assert.ok(result.isValid, JSON.stringify(result.errors, null, 1));
+    const map = Object.values(definition.States as Record<string, Json>).find((s) => s.Type === 'Map');
+    assert.deepEqual(map.ItemProcessor.ProcessorConfig, { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' });
+    assert.equal(map.ItemReader.Resource, 'arn:aws:states:::s3:getObject');
+    assert.deepEqual(map.ItemReader.ReaderConfig, { InputType: 'JSONL' });
+    assert.equal(map.ResultWriter.Resource, 'arn:aws:states:::s3:putObject');
+    assert.deepEqual(map.ResultWriter.Parameters, { Bucket: 'tagbeez-bulk', Prefix: 'results/' });
+    const task = Object.values(map.ItemProcessor.States as Record<string, Json>)[0];
+    assert.equal(task.Resource, 'arn:aws:states:::lambda:invoke');
+    assert.deepEqual(task.Parameters, { FunctionName: 'arn:aws:lambda:us-east-1:123456789012:function:tagbeez', 'Payload.$': '$' });
+    assert.deepEqual(sorted(task.Retry.flatMap((r: Json) => r.ErrorEquals)), sorted([
+      'store_unavailable', 'store_contention', 'overloaded', 'events_unavailable',
+      'Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException',
+    ]));
+    // The validator does catch a broken definition.
+    const broken = substitutedDefinition(definitionText);
+    broken.States[broken.StartAt].Next = 'Nowhere';
+    assert.equal(aslValidator(broken).isValid, false);
+  });
+
+  it('creates a private, encrypted, TLS-only bucket whose results expire, retained with the stack', () => {
+    const bucket = onlyResource(withBulk.template, 'AWS::S3::Bucket');
+    assert.equal(bucket.resource.DeletionPolicy, 'Retain');
+    assert.equal(bucket.resource.UpdateReplacePolicy, 'Retain');
+    assert.deepEqual(bucket.resource.Properties, {
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+      LifecycleConfiguration: {
+        Rules: [
+          { Id: 'expire-results', Prefix: 'results/', ExpirationInDays: 30, Status: 'Enabled' },
+          { Id: 'abort-incomplete-multipart-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+        ],
+      },
+    });
+    const policy = onlyResource(withBulk.template, 'AWS::S3::BucketPolicy').resource.Properties;
+    assert.deepEqual(policy.PolicyDocument.Statement, [
+      {
+        Action: 's3:*',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Resource: [
+          { 'Fn::GetAtt': [bucket.id, 'Arn'] },
+          { 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket.id, 'Arn'] }, '/*']] },
+        ],
+      },
+    ]);
+    const expiry = onlyResource(everything.template, 'AWS::S3::Bucket').resource.Properties.LifecycleConfiguration.Rules[0];
+    assert.equal(expiry.ExpirationInDays, 7);
+  });
+
+  it('gives the state machine a role of its own: invoke the function, read the bucket, write results/, run its map', () => {
+    const fn = onlyResource(withBulk.template, 'AWS::Lambda::Function');
+    const bucket = onlyResource(withBulk.template, 'AWS::S3::Bucket');
+    const machine = onlyResource(withBulk.template, 'AWS::StepFunctions::StateMachine').resource.Properties;
+    const roleId: string = machine.RoleArn['Fn::GetAtt'][0];
+    const role = (withBulk.template.findResources('AWS::IAM::Role') as Json)[roleId];
+    assert.deepEqual(role.Properties.AssumeRolePolicyDocument.Statement, [
+      {
+        Action: 'sts:AssumeRole',
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+        Effect: 'Allow',
+        Principal: { Service: 'states.amazonaws.com' },
+      },
+    ]);
+    assert.equal(role.Properties.ManagedPolicyArns, undefined);
+    const objects = (suffix: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket.id, 'Arn'] }, suffix]] });
+    assert.deepEqual(sorted(bulkGrants(withBulk.template, roleId)), sorted([
+      ...grantsOf(TAGBEEZ_BULK_INVOKE_ACTIONS, { 'Fn::GetAtt': [fn.id, 'Arn'] }),
+      ...grantsOf(TAGBEEZ_BULK_READ_ACTIONS, objects('/*')),
+      ...grantsOf(TAGBEEZ_BULK_WRITE_ACTIONS, objects('/results/*')),
+      ...grantsOf(['states:StartExecution'], statesArn('stateMachine:TagbeezTest-bulk')),
+      ...grantsOf(['states:DescribeExecution', 'states:StopExecution'], statesArn('execution:TagbeezTest-bulk:*')),
+      ...grantsOf(['states:RedriveExecution'], statesArn('execution:TagbeezTest-bulk/*:*')),
+    ]));
+    assert.deepEqual([...TAGBEEZ_BULK_INVOKE_ACTIONS], ['lambda:InvokeFunction']);
+    assert.deepEqual([...TAGBEEZ_BULK_READ_ACTIONS], ['s3:GetObject']);
+    assert.deepEqual(sorted(TAGBEEZ_BULK_WRITE_ACTIONS), ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject']);
+    // The function's own role gains nothing.
+    checkLeastPrivilege(withBulk.template, [roleId]);
+    withBulk.template.hasOutput('BulkBucketName', { Value: { Ref: bucket.id } });
+    withBulk.template.hasOutput('BulkStateMachineArn', { Value: { Ref: onlyResource(withBulk.template, 'AWS::StepFunctions::StateMachine').id } });
+  });
+
+  it('uses an existing bucket as it is, with the same grants on its objects', () => {
+    const { template } = synth({ bulk: { bucketName: 'shop-chat-logs' } });
+    template.resourceCountIs('AWS::S3::Bucket', 0);
+    template.resourceCountIs('AWS::S3::BucketPolicy', 0);
+    const machine = onlyResource(template, 'AWS::StepFunctions::StateMachine').resource.Properties;
+    assert.equal(machine.DefinitionSubstitutions.BulkBucketName, 'shop-chat-logs');
+    const objects = (suffix: string) => ({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::shop-chat-logs${suffix}`]],
+    });
+    const grants = bulkGrants(template, machine.RoleArn['Fn::GetAtt'][0]);
+    for (const grant of [...grantsOf(TAGBEEZ_BULK_READ_ACTIONS, objects('/*')), ...grantsOf(TAGBEEZ_BULK_WRITE_ACTIONS, objects('/results/*'))]) {
+      assert.ok(grants.includes(grant), `${grant} not in ${JSON.stringify(grants)}`);
+    }
+  });
+
+  it('refuses settings the map would refuse', () => {
+    const bad: Array<[TagbeezServiceProps, RegExp]> = [
+      [{ bulk: { maxConcurrency: 0 } }, /bulk.maxConcurrency/],
+      [{ bulk: { maxConcurrency: 10_001 } }, /bulk.maxConcurrency/],
+      [{ bulk: { maxItemsPerBatch: 0 } }, /bulk.maxItemsPerBatch/],
+      [{ bulk: { toleratedFailurePercentage: 101 } }, /bulk.toleratedFailurePercentage/],
+      [{ bulk: { resultsExpiration: Duration.hours(12) } }, /bulk.resultsExpiration/],
+      [{ bulk: { bucketName: 'shop', resultsExpiration: Duration.days(7) } }, /applies to the created bucket/],
+      [{ bulk: { bucketName: 'Shop_Logs' } }, /bulk.bucketName/],
+      [{ bulk: { definitionFile: path.join(scratch, 'missing.asl.json') } }, /no bulk state machine definition/],
+    ];
+    for (const [props, message] of bad) {
+      const stack = new Stack(newApp(), 'Bad');
+      assert.throws(() => new TagbeezService(stack, 'Tagbeez', { bootstrapDir, ...props }), message);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -52,39 +52,29 @@ impl ApiError {
     }
 }
 
+/// The HTTP status of a use case's failure (also the `status` of queue records' metrics).
+pub fn status_of(err: &ServiceError) -> StatusCode {
+    match err {
+        ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        ServiceError::ConversationNotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::StoreUnavailable(_)
+        | ServiceError::Overloaded(_)
+        | ServiceError::FeedbackUnavailable(_)
+        | ServiceError::StoreContention(_)
+        | ServiceError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
-        let message = err.to_string();
-        match err {
-            ServiceError::Invalid { code, .. } => Self::new(StatusCode::BAD_REQUEST, code, message),
-            ServiceError::ConversationNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "conversation_not_found", message)
-            }
-            ServiceError::StoreUnavailable(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                message,
-            ),
-            ServiceError::Overloaded(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
-            }
-            ServiceError::FeedbackUnavailable(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "feedback_unavailable",
-                message,
-            ),
-            ServiceError::StoreContention(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_contention", message)
-            }
-            ServiceError::Inference(_) => {
-                tracing::error!(error = %message, "inference failed");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "inference failed",
-                )
-            }
+        let (status, code) = (status_of(&err), err.code());
+        if let ServiceError::Inference(_) = err {
+            // The cause is logged, not shown: it is ours, not the caller's.
+            tracing::error!(error = %err, "inference failed");
+            return Self::new(status, code, "inference failed");
         }
+        Self::new(status, code, err.to_string())
     }
 }
 

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use error::ApiError;
+pub use error::{status_of, ApiError};
 use extract::JsonBody;
 pub use observe::SelectedTags;
 use types::*;

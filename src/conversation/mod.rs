@@ -60,6 +60,11 @@ pub struct Conversation {
     /// message is recognised even after it has left the window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub message_ids: Vec<String>,
+    /// Events written with the message that caused them and not yet delivered (the outbox of
+    /// `events`): delivered and removed after the write, or with the next write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
+    pub outbox: Vec<crate::events::Event>,
 }
 
 /// How many message ids a conversation remembers for idempotent retries. A retry comes
@@ -163,6 +168,7 @@ pub fn advance(
             updated_at: now,
             expires_at: now.saturating_add(rules.ttl_seconds),
             message_ids,
+            outbox: current.map(|c| c.outbox.clone()).unwrap_or_default(),
         },
         previous_tag,
         switched,

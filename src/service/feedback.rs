@@ -1,4 +1,11 @@
 //! The feedback use case: validate a correction against the model's tags and store it.
+//!
+//! The message is stored redacted (`crate::redact`): feedback is the one place a customer's
+//! text is kept (a year by default, `FEEDBACK_TTL_DAYS`, and exported for retraining), so
+//! e-mail addresses, phone, card and IBAN numbers and street addresses become `[EMAIL]`,
+//! `[PHONE]`, `[CARD]`, `[IBAN]` and `[ADDRESS]` before it is. Retraining then sees the tokens,
+//! as it already does in the real pool (scrubbed to `[EMAIL]` and `[PHONE]` before the project
+//! got it); docs/privacy.md measures what the tokens do to the model.
 
 use std::collections::BTreeSet;
 
@@ -6,6 +13,7 @@ use super::options::unknown_tag;
 use super::{invalid, now, valid_conversation_id, valid_message_id, ServiceError, Tagger};
 use crate::classifier::Labels;
 use crate::feedback::{valid_source, Feedback, FeedbackReceipt, FeedbackRecord};
+use crate::redact::redact;
 
 impl Tagger {
     /// Check a correction and store it durably; the receipt names its id.
@@ -33,7 +41,7 @@ impl Tagger {
         let received_at = now();
         let record = FeedbackRecord {
             feedback_id: uuid::Uuid::new_v4().to_string(),
-            message,
+            message: redact(&message).text,
             tags: feedback.tags,
             predicted: feedback.predicted,
             model_version: labels.file.model_version.clone(),

@@ -4,7 +4,8 @@
 //! Item: `conversation_id` (S, partition key), `window` (S: the entries as JSON; the service
 //! reads and writes the window whole, so one attribute keeps the item one read and one
 //! write), `tag` (S, JSON, absent when none), `message_ids` (S, JSON: the client ids of the
-//! last messages, for idempotent retries; absent when none), `version`, `updated_at`, `expires_at` (N, epoch
+//! last messages, for idempotent retries; absent when none), `outbox` (S, JSON: events not yet
+//! delivered, see `events`; absent when none), `version`, `updated_at`, `expires_at` (N, epoch
 //! seconds; the table's TTL attribute). No full message text is ever stored: entries hold
 //! only the configured snippet.
 
@@ -180,6 +181,9 @@ fn to_item(id: &str, c: &Conversation) -> Result<HashMap<String, AttributeValue>
             AttributeValue::S(json(&c.message_ids)?),
         );
     }
+    if !c.outbox.is_empty() {
+        item.insert("outbox".to_owned(), AttributeValue::S(json(&c.outbox)?));
+    }
     Ok(item)
 }
 
@@ -210,6 +214,11 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Conversation, Sto
             .map(|t| serde_json::from_str::<Vec<String>>(t))
             .transpose()
             .map_err(|_| bad("message_ids"))?
+            .unwrap_or_default(),
+        outbox: text("outbox")
+            .map(|t| serde_json::from_str(t))
+            .transpose()
+            .map_err(|_| bad("outbox"))?
             .unwrap_or_default(),
     })
 }

@@ -170,6 +170,44 @@ pub fn overloaded() {
     }
 }
 
+/// An event put on the bus.
+pub fn event_published(kind: &'static str) {
+    if on() {
+        metrics::counter!(names::EVENTS_PUBLISHED, "kind" => kind, "model_version" => version())
+            .increment(1);
+    }
+}
+
+/// `n` events not delivered with their answer (HTTP, direct) or dropped from a full outbox.
+pub fn events_lost(n: usize) {
+    if on() {
+        metrics::counter!(names::EVENTS_LOST, "model_version" => version()).increment(n as u64);
+        if emf() {
+            metrics::counter!(names::EVENTS_LOST).increment(n as u64);
+        }
+    }
+}
+
+/// A queue record reported failed, `reason` its error code.
+pub fn queue_failure(reason: &'static str) {
+    if on() {
+        metrics::counter!(names::QUEUE_FAILURES, "reason" => reason, "model_version" => version())
+            .increment(1);
+        if emf() {
+            metrics::counter!(names::QUEUE_FAILURES).increment(1);
+        }
+    }
+}
+
+/// Personal data replaced in one message, `counts` per kind.
+pub fn redacted(counts: &[(&'static str, usize)]) {
+    if on() {
+        for &(kind, n) in counts.iter().filter(|(_, n)| *n > 0) {
+            metrics::counter!(names::REDACTIONS, "kind" => kind).increment(n as u64);
+        }
+    }
+}
+
 pub fn feedback_received() {
     if on() {
         metrics::counter!(names::FEEDBACK, "model_version" => version()).increment(1);

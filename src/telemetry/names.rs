@@ -17,6 +17,15 @@ pub const OVERLOAD_REJECTIONS: &str = "tagbeez_overload_rejections";
 pub const COLD_STARTS: &str = "tagbeez_cold_starts";
 pub const INIT_MS: &str = "tagbeez_init_ms";
 pub const FEEDBACK: &str = "tagbeez_feedback";
+/// Events put on the bus, by `kind` (`tag_changed`, `message_tagged`).
+pub const EVENTS_PUBLISHED: &str = "tagbeez_events_published";
+/// Events not delivered when their message was answered over HTTP or a direct invocation
+/// (they stay in the conversation's outbox), or dropped from a full outbox.
+pub const EVENTS_LOST: &str = "tagbeez_events_lost";
+/// Queue records reported failed (`batchItemFailures`), by `reason` (the error code).
+pub const QUEUE_FAILURES: &str = "tagbeez_queue_failures";
+/// Personal data replaced in messages, by `kind` (`email`, `phone`, `card`, `iban`, `address`).
+pub const REDACTIONS: &str = "tagbeez_redactions";
 
 /// Every metric the service records.
 pub const ALL: &[&str] = &[
@@ -35,6 +44,10 @@ pub const ALL: &[&str] = &[
     COLD_STARTS,
     INIT_MS,
     FEEDBACK,
+    EVENTS_PUBLISHED,
+    EVENTS_LOST,
+    QUEUE_FAILURES,
+    REDACTIONS,
 ];
 
 /// Also recorded in EMF with no dimensions at all: the series alarms watch, whatever the
@@ -45,4 +58,6 @@ pub const ROLLUPS: &[&str] = &[
     REQUEST_LATENCY_MS,
     STORE_ERRORS,
     OVERLOAD_REJECTIONS,
+    EVENTS_LOST,
+    QUEUE_FAILURES,
 ];

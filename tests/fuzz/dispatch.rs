@@ -23,6 +23,7 @@ async fn invoke(router: &Router, tagger: &Tagger, event: &Value) -> Value {
         LambdaEvent::new(event.clone(), Context::default()),
     )
     .await
+    .unwrap_or_else(|d| json!({"errorType": d.error_type, "errorMessage": d.error_message}))
 }
 
 /// Arbitrary JSON, direct invocations with odd fields, and objects that look like HTTP events.

@@ -26,6 +26,7 @@ pub fn conversation(version: u64, ats: &[u64], expires_at: u64) -> Conversation 
         updated_at: ats.last().copied().unwrap_or(0),
         expires_at,
         message_ids: ats.iter().map(|at| format!("id-{at}")).collect(),
+        outbox: Vec::new(),
     }
 }
 

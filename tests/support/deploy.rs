@@ -9,13 +9,32 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The CDK construct that deploys the service.
-pub const CONSTRUCT: &str = "infra/lib/tagbeez-service.ts";
+/// The CDK construct that deploys the service: every TypeScript module of this folder (the
+/// TagbeezService construct and the parts it composes), read as one text.
+pub const CONSTRUCT: &str = "infra/lib";
 
-/// A file of the repository, by its path from the crate root.
+/// A file of the repository, by its path from the crate root; for a folder, its `.ts` files,
+/// in name order, one after the other.
 pub fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    if !path.is_dir() {
+        return std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|entry| entry.expect("a folder entry").path())
+        .filter(|file| file.extension().is_some_and(|ext| ext == "ts"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{}: no .ts files", path.display());
+    files
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn indent(line: &str) -> usize {
@@ -43,6 +62,199 @@ pub fn sam_resources(template: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The entries of a top-level section of template.yaml (`Parameters`, `Mappings`,
+/// `Conditions`, `Resources`, `Outputs`): (key, the rest of its line and the lines under it).
+pub fn sam_section(template: &str, section: &str) -> Vec<(String, String)> {
+    let head = format!("{section}:");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in template.lines().skip_while(|l| *l != head).skip(1) {
+        let trimmed = line.trim();
+        if indent(line) == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            break;
+        }
+        if indent(line) == 2 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let (key, rest) = trimmed
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{section}: not a key: {line}"));
+            out.push((
+                key.trim_matches('"').to_owned(),
+                format!("{}\n", rest.trim()),
+            ));
+        } else if let Some((_, block)) = out.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    assert!(!out.is_empty(), "template.yaml has no {section}");
+    out
+}
+
+/// One parameter of template.yaml: its lines.
+pub fn sam_parameter(template: &str, name: &str) -> String {
+    sam_section(template, "Parameters")
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .unwrap_or_else(|| panic!("template.yaml has no parameter {name}"))
+        .1
+}
+
+/// A YAML scalar without its quotes.
+pub fn unquote(value: &str) -> &str {
+    value.trim().trim_matches(['"', '\''])
+}
+
+/// A parameter's Default, MinValue and MaxValue (`-` for one it lacks).
+pub fn sam_parameter_range(template: &str, name: &str) -> [String; 3] {
+    let block = sam_parameter(template, name);
+    ["Default", "MinValue", "MaxValue"].map(|key| {
+        let values = yaml_values(&block, key);
+        assert!(values.len() <= 1, "{name}: {key}: {values:?}");
+        values
+            .first()
+            .map_or("-".to_owned(), |v| unquote(v).to_owned())
+    })
+}
+
+/// The statements of an IAM policy block (each from its `- Effect:` line): their actions and
+/// the statement's whole text.
+pub fn sam_statements(block: &str) -> Vec<(Vec<String>, String)> {
+    let mut statements: Vec<String> = Vec::new();
+    let mut depth = 0;
+    for line in block.lines() {
+        if line.trim().starts_with("- Effect:") {
+            statements.push(String::new());
+            depth = indent(line);
+        } else if !statements.is_empty() && !line.trim().is_empty() && indent(line) <= depth {
+            // The statement list ended (the next policy, or the next property).
+            depth = usize::MAX;
+        }
+        if depth != usize::MAX {
+            if let Some(statement) = statements.last_mut() {
+                statement.push_str(line);
+                statement.push('\n');
+            }
+        }
+    }
+    statements
+        .into_iter()
+        .map(|s| {
+            let mut actions: Vec<String> = Vec::new();
+            let mut in_actions = false;
+            for line in s.lines() {
+                let trimmed = line.trim();
+                if let Some(value) = trimmed.strip_prefix("Action:") {
+                    in_actions = value.trim().is_empty();
+                    if !in_actions {
+                        actions.push(value.trim().to_owned());
+                    }
+                } else if in_actions && trimmed.starts_with("- ") {
+                    actions.push(trimmed[2..].trim().to_owned());
+                } else {
+                    in_actions = false;
+                }
+            }
+            (actions, s)
+        })
+        .collect()
+}
+
+/// The actions of each IAM statement of a policy block that names `resource`.
+pub fn sam_statements_on(block: &str, resource: &str) -> Vec<Vec<String>> {
+    sam_statements(block)
+        .into_iter()
+        .filter(|(_, s)| s.contains(resource))
+        .map(|(actions, _)| actions)
+        .collect()
+}
+
+/// The arguments of the construct's `checkInt('<name>', <value>, <min>, <max>)` call, and the
+/// value's default (the number after `??`): [default, min, max], as sam_parameter_range gives.
+pub fn ts_check_int(construct: &str, name: &str) -> [String; 3] {
+    let start = construct
+        .match_indices("checkInt(")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            construct[i + "checkInt(".len()..]
+                .trim_start()
+                .starts_with(&format!("'{name}'"))
+        })
+        .unwrap_or_else(|| panic!("{CONSTRUCT} has no checkInt('{name}', ...)"));
+    let rest = &construct[start + "checkInt(".len()..];
+    let (mut depth, mut end) = (0i32, rest.len());
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => {
+                end = i;
+                break;
+            }
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    let mut args: Vec<String> = Vec::new();
+    let (mut depth, mut from) = (0i32, 0usize);
+    let call = &rest[..end];
+    for (i, c) in call.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                args.push(call[from..i].trim().to_owned());
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    args.push(call[from..].trim().to_owned());
+    args.retain(|a| !a.is_empty());
+    assert_eq!(args.len(), 4, "checkInt('{name}', ...): {args:?}");
+    let number = |text: &str| -> String {
+        let digits: String = text
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit() || *c == '_')
+            .filter(|c| *c != '_')
+            .collect();
+        assert!(
+            !digits.is_empty(),
+            "checkInt('{name}'): no number in {text:?}"
+        );
+        digits
+    };
+    let default = args[1]
+        .split_once("??")
+        .unwrap_or_else(|| panic!("checkInt('{name}'): no `?? <default>` in {:?}", args[1]))
+        .1;
+    // A Duration default, in the unit the name gives: `eventsTimeout (ms)`, `... (days)`.
+    let default = match default.trim().trim_start_matches('(').split_once('(') {
+        Some((unit, _)) if unit.starts_with("Duration.") => {
+            let millis: u64 = match unit {
+                "Duration.millis" => 1,
+                "Duration.seconds" => 1_000,
+                "Duration.minutes" => 60_000,
+                "Duration.hours" => 3_600_000,
+                "Duration.days" => 86_400_000,
+                other => panic!("checkInt('{name}'): {other}"),
+            };
+            let per: u64 = if name.ends_with("(ms)") {
+                1
+            } else if name.ends_with("(seconds)") {
+                1_000
+            } else if name.ends_with("(days)") {
+                86_400_000
+            } else {
+                panic!("checkInt('{name}'): a Duration default needs the unit in the name")
+            };
+            let n: u64 = number(default).parse().unwrap();
+            assert_eq!(n * millis % per, 0, "checkInt('{name}'): {default}");
+            (n * millis / per).to_string()
+        }
+        _ => number(default),
+    };
+    [default, number(&args[2]), number(&args[3])]
 }
 
 pub fn sam_resource(template: &str, id: &str) -> String {
@@ -105,8 +317,12 @@ pub struct Alarm {
     pub name: String,
     /// The construct's id / the template's logical id without `Alarm`.
     pub id: String,
-    /// `service` (the service's own namespace, a no-dimension rollup) or `AWS/Lambda`.
+    /// `service` (the service's own namespace, a no-dimension rollup), `AWS/Lambda` (the
+    /// function's) or `AWS/SQS` (the dead-letter queue's).
     pub namespace: String,
+    /// The option the alarm comes with: `queue` or `events` (the template's conditions
+    /// QueueEnabled and EventsEnabled, the construct's `option`); `None` for an alarm always there.
+    pub condition: Option<String>,
     /// Metric ids to metric names (id "" for a single-metric alarm).
     pub metrics: Vec<(String, String)>,
     pub expression: Option<String>,
@@ -165,6 +381,13 @@ pub fn sam_alarms(template: &str) -> Vec<Alarm> {
                 ["!Ref TagbeezFunction"],
                 "{id}"
             );
+        } else if namespace == "AWS/SQS" {
+            assert_eq!(yaml_values(&block, "Name"), ["QueueName"], "{id}");
+            assert_eq!(
+                yaml_values(&block, "Value"),
+                ["!GetAtt DeadLetterQueue.QueueName"],
+                "{id}"
+            );
         } else {
             assert!(
                 !block.contains("Dimensions:"),
@@ -191,6 +414,14 @@ pub fn sam_alarms(template: &str) -> Vec<Alarm> {
                 "{id}: {action}"
             );
         }
+        let condition = yaml_values(&block, "Condition").first().map(|c| {
+            match *c {
+                "QueueEnabled" => "queue",
+                "EventsEnabled" => "events",
+                other => panic!("{id}: Condition {other} is not an option's"),
+            }
+            .to_owned()
+        });
         alarms.push(Alarm {
             name,
             id: id
@@ -198,6 +429,7 @@ pub fn sam_alarms(template: &str) -> Vec<Alarm> {
                 .unwrap_or_else(|| panic!("{id}: alarm logical ids end in Alarm"))
                 .to_owned(),
             namespace,
+            condition,
             metrics,
             expression: expressions.first().map(|e| e.to_string()),
             stat: single(stats, &format!("{id}: statistic")).to_owned(),
@@ -325,6 +557,7 @@ pub fn cdk_alarms(construct: &str) -> Vec<Alarm> {
                 name: req("name"),
                 id: req("id"),
                 namespace: req("namespace"),
+                condition: get("option"),
                 metrics,
                 expression: get("expression"),
                 stat: req("stat"),

@@ -106,6 +106,53 @@ pub fn function_url_example() -> Value {
     )
 }
 
+/// AWS's example SQS event (`example-sqs-event.json`, one record of a standard queue).
+pub fn sqs_example() -> Value {
+    aws_fixture("example-sqs-event.json")
+}
+
+/// An SQS event of `records` (`messageId`, FIFO message group or none, body), each record
+/// AWS's example record with those fields set; a FIFO record also gets the attributes and
+/// queue ARN a FIFO queue's records carry.
+pub fn sqs_event(records: &[(String, Option<String>, String)]) -> Value {
+    let template = sqs_example()["Records"][0].clone();
+    let records: Vec<Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (id, group, body))| {
+            let mut r = template.clone();
+            r["messageId"] = json!(id);
+            r["receiptHandle"] = json!(format!("handle-{id}"));
+            r["body"] = json!(body);
+            if let Some(group) = group {
+                r["attributes"]["MessageGroupId"] = json!(group);
+                r["attributes"]["MessageDeduplicationId"] = json!(id);
+                r["attributes"]["SequenceNumber"] = json!(format!("{:020}", i + 1));
+                r["eventSourceARN"] = json!("arn:aws:sqs:us-west-2:123456789012:tagbeez-in.fifo");
+            }
+            r
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The `itemIdentifier`s of an SQS batch response, in order.
+pub fn batch_item_failures(answer: &Value) -> Vec<String> {
+    let failures = answer["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {answer:#}"));
+    assert_eq!(answer.as_object().map(|o| o.len()), Some(1), "{answer:#}");
+    failures
+        .iter()
+        .map(|f| {
+            f["itemIdentifier"]
+                .as_str()
+                .expect("itemIdentifier")
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Set a header, replacing any spelling of the same name (header names ignore case).
 pub fn set_header(headers: &mut Value, name: &str, value: Value) {
     let map = headers.as_object_mut().expect("a header object");
@@ -216,6 +263,24 @@ pub fn selected_tags(result: &Value) -> Vec<&str> {
 }
 
 /// `{"error": {"status", "code", "message"}}` with the given status and code.
+/// A Lambda function error as `lambda::dispatch` returns it, in the shape the Runtime API
+/// posts it (`{"errorType", "errorMessage"}`), for tests that compare answers as JSON.
+pub fn function_error(d: &lambda_runtime::Diagnostic) -> Value {
+    json!({"errorType": d.error_type, "errorMessage": d.error_message})
+}
+
+/// A function error named `code` with a message.
+pub fn assert_function_error(value: &Value, code: &str) {
+    assert_eq!(value["errorType"], json!(code), "{value:#}");
+    assert!(
+        value["errorMessage"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{value:#}"
+    );
+    assert_eq!(value.as_object().unwrap().len(), 2, "{value:#}");
+}
+
 pub fn assert_error(value: &Value, status: u16, code: &str) {
     let error = &value["error"];
     assert_eq!(

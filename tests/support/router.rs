@@ -46,10 +46,13 @@ pub fn app() -> Router {
 }
 
 /// A direct invocation of `tagger` (a payload with an `operation`), through
-/// `lambda::dispatch` with the router `lambda::run` builds over it.
+/// `lambda::dispatch` with the router `lambda::run` builds over it: its answer, or its
+/// function error as `{"errorType", "errorMessage"}`.
 pub async fn invoke(tagger: &Tagger, payload: Value) -> Value {
     let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
-    tagbeez::lambda::dispatch(&api::router(tagger.clone()), tagger, event).await
+    tagbeez::lambda::dispatch(&api::router(tagger.clone()), tagger, event)
+        .await
+        .unwrap_or_else(|d| json!({"errorType": d.error_type, "errorMessage": d.error_message}))
 }
 
 /// A response whose body is, always, JSON sent as `application/json`.
@@ -227,6 +230,7 @@ pub fn assert_well_formed(result: &Value) {
         [
             "all",
             "model_version",
+            "redactions",
             "selected",
             "threshold",
             "thresholds",
@@ -282,4 +286,5 @@ pub fn assert_well_formed(result: &Value) {
         .collect();
     assert_eq!(tags(&result["selected"]), want_selected, "{result}");
     assert!(result["truncated"].is_boolean());
+    assert!(result["redactions"].is_u64(), "{result}");
 }

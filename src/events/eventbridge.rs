@@ -1,0 +1,143 @@
+//! The EventBridge sink: `PutEvents` on one bus, ten entries a call (the API's limit).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_eventbridge::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use super::{Event, EventError, EventSink, SOURCE};
+
+/// `PutEvents` takes at most ten entries.
+const MAX_ENTRIES: usize = 10;
+
+/// How to reach the bus (`EVENT_BUS_NAME`, `EVENTS_ENDPOINT`, `EVENTS_TIMEOUT_MS`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventBridgeSettings {
+    /// A bus name or ARN.
+    pub bus: String,
+    /// A local EventBridge-compatible server; `None` for AWS.
+    pub endpoint: Option<String>,
+    /// Per call, the SDK's own retries included: a put never holds an answer longer.
+    pub operation_timeout: Duration,
+}
+
+/// Events to one EventBridge bus. Build once at start-up: the client holds the connections.
+#[derive(Debug, Clone)]
+pub struct EventBridgeSink {
+    client: Client,
+    bus: String,
+}
+
+impl EventBridgeSink {
+    pub async fn connect(settings: &EventBridgeSettings) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::standard())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            loader = loader.endpoint_url(endpoint);
+            if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
+                loader = loader.region(aws_config::Region::new("us-east-1"));
+            }
+        }
+        Self {
+            client: Client::new(&loader.load().await),
+            bus: settings.bus.clone(),
+        }
+    }
+
+    fn entry(&self, event: &Event) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(event.detail_type())
+            .detail(event.detail_json())
+            .build()
+    }
+
+    /// One call of at most ten events; the ids of those refused.
+    async fn put_chunk(&self, chunk: &[Event]) -> Result<Vec<String>, String> {
+        let out = self
+            .client
+            .put_events()
+            .set_entries(Some(chunk.iter().map(|e| self.entry(e)).collect()))
+            .send()
+            .await
+            .map_err(|e| chain(&e))?;
+        if out.failed_entry_count() == 0 {
+            return Ok(Vec::new());
+        }
+        // Result entries are in request order; a refused one has an error code.
+        let failed = chunk
+            .iter()
+            .zip(
+                out.entries()
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .filter(|(_, r)| r.is_none_or(|r| r.error_code().is_some()))
+            .map(|(e, _)| e.event_id().to_owned())
+            .collect();
+        Ok(failed)
+    }
+}
+
+#[async_trait]
+impl EventSink for EventBridgeSink {
+    async fn put(&self, events: &[Event]) -> Result<(), EventError> {
+        let mut failed = Vec::new();
+        let mut reason = None;
+        for chunk in events.chunks(MAX_ENTRIES) {
+            match self.put_chunk(chunk).await {
+                Ok(refused) if refused.is_empty() => {}
+                Ok(refused) => {
+                    reason.get_or_insert_with(|| "entries refused by the bus".to_owned());
+                    failed.extend(refused);
+                }
+                Err(why) if events.len() <= MAX_ENTRIES => {
+                    return Err(EventError::Unavailable(why));
+                }
+                Err(why) => {
+                    reason.get_or_insert(why);
+                    failed.extend(chunk.iter().map(|e| e.event_id().to_owned()));
+                }
+            }
+        }
+        match reason {
+            None => Ok(()),
+            Some(reason) => Err(EventError::Partial {
+                failed,
+                total: events.len(),
+                reason,
+            }),
+        }
+    }
+}
+
+/// The SDK error with its sources: its top-level message ("dispatch failure") says little.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

@@ -1,0 +1,151 @@
+//! Events out: what tagbeez tells systems that react to tags, and where it sends them.
+//!
+//! Two kinds, both on the `tagbeez` source:
+//! - `Conversation tag changed`: a message switched its conversation's tag;
+//! - `Message tagged`: a message was selected for one of the tags `EVENT_TAGS` names
+//!   (by default `Hot-buyer`), one event per such tag.
+//!
+//! The `detail` of each is documented by `docs/events.schema.json` (a test checks every event
+//! built here against it). Events are domain values: the sink (`EventSink`) is the one place
+//! that knows EventBridge, as `store` is for DynamoDB.
+//!
+//! Delivery is at least once, by an outbox: a conversation's events are written into its
+//! stored window in the same conditional write as the message that caused them, then put,
+//! then removed from the window. An event that could not be put stays and goes out with the
+//! conversation's next write or the retry of its message. Each carries a stable `event_id`
+//! for consumers to drop the rare second copy.
+
+mod eventbridge;
+mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use eventbridge::{EventBridgeSettings, EventBridgeSink};
+pub use memory::MemorySink;
+
+use crate::conversation::TagScore;
+
+/// The EventBridge `source` of every event tagbeez puts.
+pub const SOURCE: &str = "tagbeez";
+/// `detail-type` of a conversation's tag switch.
+pub const TAG_CHANGED: &str = "Conversation tag changed";
+/// `detail-type` of a message selected for an `EVENT_TAGS` tag.
+pub const MESSAGE_TAGGED: &str = "Message tagged";
+
+/// One event: its `detail-type` and `detail`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "detail_type", content = "detail")]
+pub enum Event {
+    #[serde(rename = "Conversation tag changed")]
+    TagChanged(TagChanged),
+    #[serde(rename = "Message tagged")]
+    MessageTagged(MessageTagged),
+}
+
+/// `Conversation tag changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagChanged {
+    /// `{conversation_id}/{message key}/tag-changed`: the same for every copy of this event.
+    pub event_id: String,
+    pub conversation_id: String,
+    /// The message that switched it (its `message_id`, or the SQS `messageId`), if it had one.
+    pub message_id: Option<String>,
+    /// The tag before; `null` never happens for a switch (a first tag is not a switch).
+    pub from: Option<String>,
+    /// The tag after; `null` when the conversation lost its tag.
+    pub to: Option<String>,
+    /// The new tag's confidence (the window's weighted mean), `null` with `to`.
+    pub confidence: Option<f32>,
+    pub model_version: String,
+    /// Epoch seconds, when the message was classified.
+    pub at: u64,
+}
+
+/// `Message tagged`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageTagged {
+    /// `{conversation_id or "-"}/{message key}/tagged/{tag}`.
+    pub event_id: String,
+    /// The conversation, for a message in one.
+    pub conversation_id: Option<String>,
+    pub message_id: Option<String>,
+    /// The tag this event is for (one of `EVENT_TAGS`).
+    pub tag: String,
+    pub confidence: f32,
+    /// Every tag the message was selected for, most confident first.
+    pub selected: Vec<TagScore>,
+    /// The conversation's tag after this message, for a message in a conversation.
+    pub conversation_tag: Option<TagScore>,
+    pub model_version: String,
+    pub at: u64,
+}
+
+impl Event {
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Self::TagChanged(_) => TAG_CHANGED,
+            Self::MessageTagged(_) => MESSAGE_TAGGED,
+        }
+    }
+
+    pub fn event_id(&self) -> &str {
+        match self {
+            Self::TagChanged(e) => &e.event_id,
+            Self::MessageTagged(e) => &e.event_id,
+        }
+    }
+
+    /// The `detail` as the JSON text EventBridge takes.
+    pub fn detail_json(&self) -> String {
+        let text = match self {
+            Self::TagChanged(e) => serde_json::to_string(e),
+            Self::MessageTagged(e) => serde_json::to_string(e),
+        };
+        text.expect("event details serialize")
+    }
+
+    /// The metric label of its kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TagChanged(_) => "tag_changed",
+            Self::MessageTagged(_) => "message_tagged",
+        }
+    }
+}
+
+/// What a put did not deliver.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EventError {
+    /// Nothing was delivered: the bus could not be reached or refused the call.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    /// Some entries were refused; `failed` holds their `event_id`s.
+    #[error("{} of {total} events not delivered: {reason}", failed.len())]
+    Partial {
+        failed: Vec<String>,
+        total: usize,
+        reason: String,
+    },
+}
+
+impl EventError {
+    /// The `event_id`s not delivered out of `events`.
+    pub fn undelivered<'a>(&self, events: &'a [Event]) -> Vec<&'a Event> {
+        match self {
+            Self::Unavailable(_) => events.iter().collect(),
+            Self::Partial { failed, .. } => events
+                .iter()
+                .filter(|e| failed.iter().any(|f| f == e.event_id()))
+                .collect(),
+        }
+    }
+}
+
+/// Where events go. Implementations retry what their client retries; a call that returns
+/// `Ok` delivered every event.
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    async fn put(&self, events: &[Event]) -> Result<(), EventError>;
+}
