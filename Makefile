@@ -16,7 +16,8 @@ QUANT_FORMS ?= weights-int8
 
 .PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms eval-redaction agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser
+	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser \
+	fault-run
 
 help:
 	@echo "make test    run every test (Rust and Python); what CI runs"
@@ -66,6 +67,12 @@ lint:
 # The DynamoDB tests start moto's server (PyPI) on loopback; install it first, project-locally.
 test-rust: moto browser
 	cargo test $(TEST_PROFILE)
+
+# The 10,000-message queue fault run (tests/queue_fault_run.rs): moto's SQS, DynamoDB and
+# EventBridge on loopback, faults injected by proxies; prints the counts (about 7 minutes on
+# 2 cores; `make test` runs its 400-message variant, tests/queue_fault_run.rs without --ignored).
+fault-run: moto
+	cargo test $(TEST_PROFILE) --test queue_fault_run -- --ignored --nocapture
 
 # The demo page in headless Chromium (tests/demo_browser.rs, also part of test-rust); Debian's
 # chromium and chromium-driver when missing (scripts/install-browser.sh).

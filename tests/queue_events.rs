@@ -529,3 +529,27 @@ async fn a_distributed_map_batch_is_tagged_in_order_with_per_item_errors() {
     }
     assert!(s.sink.delivered.events().is_empty(), "bulk puts no events");
 }
+
+#[tokio::test]
+async fn a_record_whose_only_failure_is_its_events_holds_back_nothing() {
+    let s = setup();
+    s.sink.refuse_calls.store(1, Ordering::SeqCst);
+    let batch = fifo(&[
+        ("g-1", "G", record("G", HOT)),
+        ("g-2", "G", record("G", FIRST_TIME)),
+    ]);
+    assert_eq!(
+        batch_item_failures(&invoke(&s.tagger, batch).await),
+        ["g-1"]
+    );
+    assert_eq!(window_ids(&s.tagger, "G").await, ["g-1", "g-2"]);
+    // g-2's write carried g-1's pending event out; g-1's redelivery puts nothing again.
+    let put = s.sink.delivered.events();
+    assert!(
+        put.iter().any(|e| e.event_id() == "G/g-1/tagged/Hot-buyer"),
+        "{put:#?}"
+    );
+    let retry = fifo(&[("g-1", "G", record("G", HOT))]);
+    assert!(batch_item_failures(&invoke(&s.tagger, retry).await).is_empty());
+    assert_eq!(s.sink.delivered.events().len(), put.len());
+}

@@ -98,9 +98,45 @@ impl EventBridgeSink {
     }
 }
 
+/// Puts of the entries a call refused (the SDK retries whole calls, not refused entries).
+const ENTRY_ATTEMPTS: u32 = 3;
+
 #[async_trait]
 impl EventSink for EventBridgeSink {
+    /// Put `events`; entries the bus refuses are put again, up to `ENTRY_ATTEMPTS` in all.
     async fn put(&self, events: &[Event]) -> Result<(), EventError> {
+        let mut pending: Vec<Event> = events.to_vec();
+        for attempt in 1..=ENTRY_ATTEMPTS {
+            match self.put_once(&pending).await {
+                Err(EventError::Partial { failed, .. }) if attempt < ENTRY_ATTEMPTS => {
+                    pending.retain(|e| failed.iter().any(|f| f == e.event_id()));
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                Err(EventError::Partial { failed, reason, .. }) => {
+                    return Err(EventError::Partial {
+                        failed,
+                        total: events.len(),
+                        reason,
+                    })
+                }
+                // After a first round, only what was still pending is undelivered.
+                Err(EventError::Unavailable(reason)) if attempt > 1 => {
+                    return Err(EventError::Partial {
+                        failed: pending.iter().map(|e| e.event_id().to_owned()).collect(),
+                        total: events.len(),
+                        reason,
+                    })
+                }
+                other => return other,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EventBridgeSink {
+    /// One round of calls over `events`, ten at a time.
+    async fn put_once(&self, events: &[Event]) -> Result<(), EventError> {
         let mut failed = Vec::new();
         let mut reason = None;
         for chunk in events.chunks(MAX_ENTRIES) {

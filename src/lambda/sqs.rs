@@ -4,7 +4,8 @@
 //!
 //! - A record that fails for a transient reason (store, bus or inference busy or down) is
 //!   reported; on a FIFO queue so is every later record of its message group in the batch,
-//!   unprocessed, so a conversation's messages are still tagged in the order sent.
+//!   unprocessed, so a conversation's messages are still tagged in the order sent. Not after
+//!   `events_unavailable`: that message is written, in order, and only its events wait.
 //! - A record that can never succeed (no body, not JSON, invalid fields) is reported too: the
 //!   queue's redrive policy moves it to the dead-letter queue after `maxReceiveCount`
 //!   receives. It does not hold back the rest of its group: it never succeeds, so nothing
@@ -24,6 +25,9 @@ use super::FunctionError;
 use crate::api::status_of;
 use crate::service::{Queued, Tagger};
 use crate::telemetry;
+
+/// The failure of a record that was written but whose events were not all put.
+const EVENTS_ONLY: &str = "events_unavailable";
 
 /// Message groups (or records of a standard queue) tagged at once within one batch.
 const GROUPS_AT_ONCE: usize = 4;
@@ -137,7 +141,10 @@ async fn process_group(tagger: &Tagger, group: Vec<Record>, fifo: bool) -> Vec<F
             continue;
         }
         if let Err((reason, transient)) = process(tagger, &record).await {
-            held_back = fifo && transient;
+            // A message whose only failure is its events is already in its window, in order:
+            // the messages after it need not wait (its events go out with the next write or
+            // its redelivery).
+            held_back = fifo && transient && reason != EVENTS_ONLY;
             failures.push(Failure {
                 index: record.index,
                 message_id: record.message_id,

@@ -26,6 +26,14 @@
 //! still depends on scheduling). `set_faults(false)` makes every request pass, without
 //! shifting the sequence.
 //!
+//! In front of EventBridge instead (`FaultProxy::start_events`, an `EventsFaultPlan`), the
+//! proxy injects whole-call failures into `AWSEvents.PutEvents` (500 `InternalException`, 400
+//! `ThrottlingException`, drops before and after forwarding) and partial failures: the request
+//! forwarded with one entry taken out of `Entries`, and moto's answer returned with a failed
+//! entry (`InternalFailure`) put back at that position and `FailedEntryCount` raised by one,
+//! exactly what a real partial failure looks like to the client. Counted apart
+//! (`FaultProxy::events_counts`). Other EventBridge calls pass.
+//!
 //! Only 127.0.0.1 is ever bound or contacted; every read and every exchange with the upstream
 //! is bounded by a timeout; the proxy (its accept loop and every connection it is serving)
 //! stops when the `FaultProxy` is dropped.
@@ -285,6 +293,10 @@ struct Shared {
     plan: FaultPlan,
     faults_on: AtomicBool,
     counters: Counters,
+    /// `Some` for a proxy in front of EventBridge (`FaultProxy::start_events`): its faults
+    /// are drawn from this plan instead of `plan`.
+    events: Option<EventsFaultPlan>,
+    events_counters: EventsCounters,
 }
 
 /// A running proxy on 127.0.0.1; stops when dropped.
@@ -307,6 +319,8 @@ impl FaultProxy {
             plan,
             faults_on: AtomicBool::new(true),
             counters: Counters::default(),
+            events: None,
+            events_counters: EventsCounters::default(),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), seed));
         Self { port, shared, task }
@@ -370,6 +384,16 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, seed: u64) {
         };
         while connections.try_join_next().is_some() {}
         bump(&shared.counters.connections);
+        if let Some(plan) = &shared.events {
+            let drawn = plan.choose(&mut rng);
+            let fault = if shared.faults_on.load(Ordering::SeqCst) {
+                drawn
+            } else {
+                EventsFault::Pass
+            };
+            connections.spawn(serve_events(client, fault, Arc::clone(&shared)));
+            continue;
+        }
         let drawn = shared.plan.choose(&mut rng);
         let fault = if shared.faults_on.load(Ordering::SeqCst) {
             drawn
@@ -626,4 +650,388 @@ fn with_connection_close(head: &str, drop: &[&str]) -> String {
     }
     out.push_str("Connection: close\r\n\r\n");
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// EventBridge mode: whole-call and partial failures of PutEvents
+// ---------------------------------------------------------------------------------------
+
+/// What the proxy does with one EventBridge request (only `AWSEvents.PutEvents` is faulted;
+/// every other operation passes whatever was drawn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsFault {
+    Pass,
+    DropBeforeForwarding,
+    /// The events were put (moto delivered them to the rule's targets), the answer is lost:
+    /// the client's retry puts them a second time.
+    DropAfterForwarding,
+    /// 500 `InternalException`.
+    InternalError,
+    /// 400 `ThrottlingException`.
+    Throttling,
+    /// One entry refused: the entry at `pick % len(Entries)` is taken out of the request, the
+    /// rest forwarded, and moto's answer gets `{"ErrorCode": "InternalFailure", "ErrorMessage":
+    /// "injected"}` at that position with `FailedEntryCount` + 1. A request of one entry is
+    /// not forwarded at all: its answer is that one failed entry.
+    PartialFailure {
+        pick: u64,
+    },
+}
+
+/// The probability of each EventBridge fault per request; the rest pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventsFaultPlan {
+    pub drop_before: f64,
+    pub drop_after: f64,
+    pub internal_error: f64,
+    pub throttling: f64,
+    pub partial: f64,
+}
+
+impl EventsFaultPlan {
+    pub const NONE: Self = Self {
+        drop_before: 0.0,
+        drop_after: 0.0,
+        internal_error: 0.0,
+        throttling: 0.0,
+        partial: 0.0,
+    };
+
+    pub fn total(&self) -> f64 {
+        self.drop_before + self.drop_after + self.internal_error + self.throttling + self.partial
+    }
+
+    fn choose(&self, rng: &mut XorShift) -> EventsFault {
+        let u = rng.unit();
+        // Drawn whatever the choice, so every connection consumes the same two draws.
+        let pick = rng.next();
+        let mut edge = 0.0;
+        for (p, fault) in [
+            (self.drop_before, EventsFault::DropBeforeForwarding),
+            (self.drop_after, EventsFault::DropAfterForwarding),
+            (self.internal_error, EventsFault::InternalError),
+            (self.throttling, EventsFault::Throttling),
+            (self.partial, EventsFault::PartialFailure { pick }),
+        ] {
+            edge += p;
+            if u < edge {
+                return fault;
+            }
+        }
+        EventsFault::Pass
+    }
+}
+
+#[derive(Debug, Default)]
+struct EventsCounters {
+    requests: AtomicU64,
+    put_events: AtomicU64,
+    entries: AtomicU64,
+    passed: AtomicU64,
+    dropped_before: AtomicU64,
+    dropped_after: AtomicU64,
+    internal_errors: AtomicU64,
+    throttled: AtomicU64,
+    partial: AtomicU64,
+    partial_single: AtomicU64,
+    partial_not_applied: AtomicU64,
+    incomplete: AtomicU64,
+    unreadable: AtomicU64,
+}
+
+/// What an EventBridge proxy has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventsCounts {
+    /// Requests read whole (every operation).
+    pub requests: u64,
+    /// Of `requests`: PutEvents calls, and the entries they carried.
+    pub put_events: u64,
+    pub entries: u64,
+    pub passed: u64,
+    pub dropped_before: u64,
+    pub dropped_after: u64,
+    pub internal_errors: u64,
+    pub throttled: u64,
+    /// Partial failures injected: one entry refused, the others forwarded and put.
+    pub partial: u64,
+    /// Of `partial`: the call had one entry, which was refused (nothing forwarded).
+    pub partial_single: u64,
+    /// Partial failures drawn but passed unchanged (upstream answer not a 200 JSON body, or a
+    /// call without entries).
+    pub partial_not_applied: u64,
+    pub incomplete: u64,
+    pub unreadable: u64,
+    /// Forwards the upstream did not answer within `UPSTREAM_TIMEOUT`.
+    pub upstream_errors: u64,
+}
+
+impl EventsCounts {
+    /// Calls that failed whole (nothing or everything put, the client told it failed).
+    pub fn whole_call_faults(&self) -> u64 {
+        self.dropped_before + self.dropped_after + self.internal_errors + self.throttled
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests ({} PutEvents, {} entries): {} passed; whole-call faults {} ({} dropped \
+             before forwarding, {} dropped after forwarding, {} InternalException, {} \
+             ThrottlingException); partial failures {} ({} of one-entry calls, {} drawn but not \
+             applied); {} connections without a request, {} unreadable, {} upstream errors",
+            self.requests,
+            self.put_events,
+            self.entries,
+            self.passed,
+            self.whole_call_faults(),
+            self.dropped_before,
+            self.dropped_after,
+            self.internal_errors,
+            self.throttled,
+            self.partial,
+            self.partial_single,
+            self.partial_not_applied,
+            self.incomplete,
+            self.unreadable,
+            self.upstream_errors,
+        )
+    }
+}
+
+impl FaultProxy {
+    /// As `start`, in front of an EventBridge-compatible server (moto): faults drawn from
+    /// `plan` and applied to `AWSEvents.PutEvents` calls.
+    pub async fn start_events(upstream_port: u16, plan: EventsFaultPlan, seed: u64) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("a loopback port for the proxy");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let shared = Arc::new(Shared {
+            upstream: SocketAddr::from((Ipv4Addr::LOCALHOST, upstream_port)),
+            plan: FaultPlan::NONE,
+            faults_on: AtomicBool::new(true),
+            counters: Counters::default(),
+            events: Some(plan),
+            events_counters: EventsCounters::default(),
+        });
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), seed));
+        Self { port, shared, task }
+    }
+
+    /// The counts of a proxy started with `start_events`.
+    pub fn events_counts(&self) -> EventsCounts {
+        let c = &self.shared.events_counters;
+        let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        EventsCounts {
+            requests: get(&c.requests),
+            put_events: get(&c.put_events),
+            entries: get(&c.entries),
+            passed: get(&c.passed),
+            dropped_before: get(&c.dropped_before),
+            dropped_after: get(&c.dropped_after),
+            internal_errors: get(&c.internal_errors),
+            throttled: get(&c.throttled),
+            partial: get(&c.partial),
+            partial_single: get(&c.partial_single),
+            partial_not_applied: get(&c.partial_not_applied),
+            incomplete: get(&c.incomplete),
+            unreadable: get(&c.unreadable),
+            upstream_errors: get(&self.shared.counters.upstream_errors),
+        }
+    }
+}
+
+async fn serve_events(mut client: TcpStream, fault: EventsFault, shared: Arc<Shared>) {
+    let counters = &shared.events_counters;
+    let _ = client.set_nodelay(true);
+    let read = tokio::time::timeout(CLIENT_READ_TIMEOUT, read_message(&mut client, true)).await;
+    let request = match read {
+        Ok(Ok((head, body))) => Request { head, body },
+        Ok(Err(ReadError::Unreadable)) => {
+            bump(&counters.unreadable);
+            return;
+        }
+        Ok(Err(ReadError::Closed)) | Err(_) => {
+            bump(&counters.incomplete);
+            return;
+        }
+    };
+    bump(&counters.requests);
+    let entries = if request.operation() == "PutEvents" {
+        bump(&counters.put_events);
+        let body: Option<serde_json::Value> = serde_json::from_slice(&request.body).ok();
+        let n = body
+            .as_ref()
+            .and_then(|b| b["Entries"].as_array())
+            .map_or(0, Vec::len);
+        counters.entries.fetch_add(n as u64, Ordering::SeqCst);
+        Some(body)
+    } else {
+        None
+    };
+    let fault = if entries.is_some() {
+        fault
+    } else {
+        EventsFault::Pass
+    };
+    let answer = match fault {
+        EventsFault::Pass => {
+            bump(&counters.passed);
+            forward(&request, &shared).await
+        }
+        EventsFault::DropBeforeForwarding => {
+            bump(&counters.dropped_before);
+            None
+        }
+        EventsFault::DropAfterForwarding => {
+            bump(&counters.dropped_after);
+            let _ = forward(&request, &shared).await;
+            None
+        }
+        EventsFault::InternalError => {
+            bump(&counters.internal_errors);
+            Some(injected_json11(
+                "500 Internal Server Error",
+                "InternalException",
+            ))
+        }
+        EventsFault::Throttling => {
+            bump(&counters.throttled);
+            Some(injected_json11("400 Bad Request", "ThrottlingException"))
+        }
+        EventsFault::PartialFailure { pick } => {
+            let body = entries.flatten();
+            partial_failure(&request, body, pick, &shared).await
+        }
+    };
+    if let Some(answer) = answer {
+        let _ = tokio::time::timeout(CLIENT_WRITE_TIMEOUT, async {
+            client.write_all(&answer).await?;
+            client.shutdown().await
+        })
+        .await;
+    }
+}
+
+/// The failed entry a partial failure puts into the answer.
+fn failed_entry() -> serde_json::Value {
+    serde_json::json!({"ErrorCode": "InternalFailure", "ErrorMessage": "injected"})
+}
+
+/// Refuse one entry of a PutEvents call (see `EventsFault::PartialFailure`).
+async fn partial_failure(
+    request: &Request,
+    body: Option<serde_json::Value>,
+    pick: u64,
+    shared: &Shared,
+) -> Option<Vec<u8>> {
+    let counters = &shared.events_counters;
+    let Some(mut body) = body.filter(|b| b["Entries"].as_array().is_some_and(|e| !e.is_empty()))
+    else {
+        bump(&counters.partial_not_applied);
+        return forward(request, shared).await;
+    };
+    let entries = body["Entries"].as_array_mut().expect("checked above");
+    let n = entries.len();
+    let k = (pick % n as u64) as usize;
+    if n == 1 {
+        bump(&counters.partial);
+        bump(&counters.partial_single);
+        let answer = serde_json::json!({"FailedEntryCount": 1, "Entries": [failed_entry()]});
+        return Some(json11_answer("200 OK", &answer));
+    }
+    entries.remove(k);
+    let new_body = serde_json::to_vec(&body).expect("JSON serializes");
+    let shortened = Request {
+        head: with_content_length(&request.head, new_body.len()),
+        body: new_body,
+    };
+    let answer = forward(&shortened, shared).await?;
+    let Some((status, mut reply)) = json_answer(&answer) else {
+        // Not a 200 with a JSON body: the client gets the upstream's answer as it came.
+        bump(&counters.partial_not_applied);
+        return Some(answer);
+    };
+    let patched = reply["Entries"]
+        .as_array_mut()
+        .filter(|_| status == 200)
+        .map(|e| {
+            e.insert(k.min(e.len()), failed_entry());
+        });
+    if patched.is_none() {
+        bump(&counters.partial_not_applied);
+        return Some(answer);
+    }
+    let failed = reply["FailedEntryCount"].as_u64().unwrap_or(0) + 1;
+    reply["FailedEntryCount"] = serde_json::json!(failed);
+    bump(&counters.partial);
+    Some(json11_answer("200 OK", &reply))
+}
+
+/// The status and JSON body of a whole HTTP answer (`Content-Length` or chunked body).
+fn json_answer(answer: &[u8]) -> Option<(u16, serde_json::Value)> {
+    let end = find(answer, b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&answer[..end]).ok()?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let raw = &answer[end + 4..];
+    let chunked = header(head, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        dechunk_bytes(raw)?
+    } else {
+        raw.to_vec()
+    };
+    Some((status, serde_json::from_slice(&body).ok()?))
+}
+
+fn dechunk_bytes(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = find(rest, b"\r\n")?;
+        let size = std::str::from_utf8(&rest[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        let data = rest.get(line_end + 2..line_end + 2 + size)?;
+        body.extend_from_slice(data);
+        rest = rest.get(line_end + 2 + size + 2..)?;
+    }
+}
+
+/// The head with `Content-Length` set to `length` (and no `Transfer-Encoding`).
+fn with_content_length(head: &str, length: usize) -> String {
+    let mut lines = head.split("\r\n");
+    let mut out = String::with_capacity(head.len() + 24);
+    out.push_str(lines.next().unwrap_or_default());
+    for line in lines {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            continue;
+        }
+        out.push_str("\r\n");
+        out.push_str(line);
+    }
+    out.push_str(&format!("\r\nContent-Length: {length}"));
+    out
+}
+
+/// An EventBridge (AWS JSON 1.1) answer.
+fn json11_answer(status: &str, body: &serde_json::Value) -> Vec<u8> {
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         Content-Length: {}\r\nx-amzn-RequestId: fault-proxy-injected\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An EventBridge error answer: `__type` is the error code the SDK reads.
+fn injected_json11(status: &str, error_type: &str) -> Vec<u8> {
+    json11_answer(
+        status,
+        &serde_json::json!({"__type": error_type, "message": "injected"}),
+    )
 }
