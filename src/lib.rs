@@ -12,11 +12,13 @@
 //! - `config`: environment variables, read once.
 //! - `explain`: occlusion explanations of a message's tags (pure).
 //! - `feedback`: corrections kept for retraining (the only place message text is stored).
+//! - `aws_sdk`: the AWS SDK configuration and error text every AWS client shares.
 //! - `telemetry`: metrics (EMF in Lambda, Prometheus locally) and per-request timings.
 //! - `redact`: PII (e-mail, phone, card, IBAN, street address) replaced by tokens before any
 //!   text is stored or logged (pure).
 
 pub mod api;
+pub mod aws_sdk;
 pub mod classifier;
 pub mod cli;
 pub mod config;

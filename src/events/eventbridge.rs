@@ -3,12 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::{Event, EventError, EventSink, SOURCE};
 
@@ -35,28 +31,14 @@ pub struct EventBridgeSink {
 
 impl EventBridgeSink {
     pub async fn connect(settings: &EventBridgeSettings) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .retry_config(RetryConfig::standard())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1))
-                    .operation_timeout(settings.operation_timeout)
-                    .build(),
-            );
-        if let Some(endpoint) = &settings.endpoint {
-            loader = loader.endpoint_url(endpoint);
-            if std::env::var_os("AWS_REGION").is_none()
-                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            {
-                loader = loader.region(aws_config::Region::new("us-east-1"));
-            }
-        }
+        let config = crate::aws_sdk::config(
+            settings.endpoint.as_deref(),
+            Duration::from_secs(1),
+            settings.operation_timeout,
+        )
+        .await;
         Self {
-            client: Client::new(&loader.load().await),
+            client: Client::new(&config),
             bus: settings.bus.clone(),
         }
     }
@@ -78,7 +60,7 @@ impl EventBridgeSink {
             .set_entries(Some(chunk.iter().map(|e| self.entry(e)).collect()))
             .send()
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| crate::aws_sdk::chain(&e))?;
         if out.failed_entry_count() == 0 {
             return Ok(Vec::new());
         }
@@ -164,16 +146,4 @@ impl EventBridgeSink {
             }),
         }
     }
-}
-
-/// The SDK error with its sources: its top-level message ("dispatch failure") says little.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }

@@ -13,13 +13,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::{ConversationStore, StoreError};
 use crate::conversation::Conversation;
@@ -56,30 +52,13 @@ impl DynamoStore {
 
 /// A DynamoDB client with the settings' endpoint and timeouts (shared by both tables' stores).
 pub(super) async fn client(settings: &DynamoSettings) -> Client {
-    {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
-            .retry_config(RetryConfig::standard())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(settings.connect_timeout)
-                    .operation_timeout(settings.operation_timeout)
-                    .build(),
-            );
-        if let Some(endpoint) = &settings.endpoint {
-            loader = loader.endpoint_url(endpoint);
-            if std::env::var_os("AWS_REGION").is_none()
-                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            {
-                // A local server ignores the region, but the SDK needs one to sign.
-                loader = loader.region(aws_config::Region::new("us-east-1"));
-            }
-        }
-        Client::new(&loader.load().await)
-    }
+    let config = crate::aws_sdk::config(
+        settings.endpoint.as_deref(),
+        settings.connect_timeout,
+        settings.operation_timeout,
+    )
+    .await;
+    Client::new(&config)
 }
 
 #[async_trait]
@@ -232,13 +211,5 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool 
 pub(super) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> StoreError {
-    // `{:#}`-style chains: the SDK's top-level message ("dispatch failure") alone says little.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    StoreError::Unavailable(message)
+    StoreError::Unavailable(crate::aws_sdk::chain(&e))
 }
