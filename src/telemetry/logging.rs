@@ -116,7 +116,7 @@ fn redact_line(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A valid JSON document with every string and number redacted in place.
+/// A valid JSON document with every string and number (by its integer part) redacted in place.
 fn redact_json(json: &str) -> String {
     let bytes = json.as_bytes();
     let mut out = String::with_capacity(json.len());
@@ -149,7 +149,12 @@ fn redact_json(json: &str) -> String {
         let plain: Option<Cow<str>> = if bytes[at] == b'"' {
             serde_json::from_str::<String>(token).ok().map(Cow::Owned)
         } else {
-            Some(Cow::Borrowed(token))
+            // Only a number's integer part can be a card or phone number: the digits of a
+            // fraction (a latency of `11.4623…`) are not, however long and Luhn-valid.
+            let integer = token
+                .find(['.', 'e', 'E'])
+                .map_or(token, |end| &token[..end]);
+            Some(Cow::Borrowed(integer))
         };
         if let Some(plain) = plain {
             let redacted = redact(&plain);
@@ -177,6 +182,20 @@ mod tests {
         assert_eq!(value["fields"]["message"], "mail [EMAIL]\n[PHONE]", "{out}");
         assert_eq!(value["fields"]["n"], "[PHONE]");
         assert_eq!(value["fields"]["ok"], true);
+    }
+
+    #[test]
+    fn fractions_are_not_cards_but_integer_parts_are() {
+        // 4111111111111111 passes Luhn; as the digits of a latency's fraction it is no card.
+        let line = r#"{"latency_ms":11.4111111111111111,"n":4111111111111111.0,"e":1.5e7}"#;
+        let out = redact_line(line);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            out.contains(r#""latency_ms":11.4111111111111111,"#),
+            "{out}"
+        );
+        assert_eq!(value["n"], "[CARD]");
+        assert!(out.contains(r#""e":1.5e7"#), "{out}");
     }
 
     #[test]
