@@ -14,9 +14,9 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 # minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
 QUANT_FORMS ?= weights-int8
 
-.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms eval-redaction agreement styleprobe tract-tool moto \
+.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms drift-baseline eval-redaction agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
-	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features test-demo browser \
+	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features bench-profiles test-demo browser \
 	fault-run
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make prune   cut the shipped model's vocabulary to the pieces real traffic uses (kept if validation holds)"
 	@echo "make eval    print the shipped model's metrics and targets, redraw model/reports/*.png"
 	@echo "make eval-forms  the model in both execution forms (f32, int8) side by side on every set"
+	@echo "make drift-baseline  model/drift-baseline.json: the shipped model's probabilities on validation, 10 bins per tag"
 	@echo "make agreement   Cohen's kappa and micro-F1 between the real data's annotators"
 	@echo "make styleprobe  does the writing style alone predict a tag? (ROC AUC per tag)"
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
@@ -39,6 +40,7 @@ help:
 	@echo "make bench-peer   tract against onnxruntime fp32 and int8 on the same weights, one table (~2 min)"
 	@echo "make student   distil a 3-layer, pruned-vocabulary student from the shipped model into model/work/student/"
 	@echo "make bench-features   metrics on vs off, explain on vs off, side by side (~2 min)"
+	@echo "make bench-profiles   a shop profile's cost per request, cached vs read from DynamoDB (moto) (~2 min)"
 	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
 	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
 
@@ -194,6 +196,11 @@ student: venv tract-tool
 bench-features:
 	cargo bench $(TEST_PROFILE) --bench features
 
+# What a shop's profile costs per request: cached against a read on every request (moto on
+# loopback), side by side (benches/profiles.rs, about two minutes).
+bench-profiles: moto
+	cargo bench $(TEST_PROFILE) --bench profiles
+
 # The local server (the `local` profile's binary) under wrk, POST /classify-message at 1, 8, 64
 # and 256 connections, 15 s each, twice: the inference limit on (the server's defaults) and off
 # (INFERENCE_CONCURRENCY=0), in one markdown table with the CPU model. scripts/load.py's head
@@ -254,6 +261,7 @@ model: venv tract-tool
 	cd model && $(PY) -m pipeline.quantize --forms $(QUANT_FORMS)
 	cd model && $(PY) -m pipeline.prune
 	cd model && $(PY) -m pipeline.evaluate --write
+	cd model && $(PY) -m pipeline.drift
 	cd model && $(PY) -m pipeline.flywheel $(if $(FEEDBACK),--feedback work/feedback)
 
 # The committed model's word-embedding table and tokenizer cut to the pieces real traffic uses
@@ -274,6 +282,15 @@ eval: venv
 eval-forms: venv tract-tool
 	cd model && $(PY) -m pipeline.real --if-present
 	cd model && $(PY) -m pipeline.forms
+
+# The drift baseline compiled into the service (src/drift/, docs/drift.md): per tag, the share of
+# the shipped model's calibrated probabilities in ten fixed bins on real validation (the model card's;
+# needs ../shared/data, machine validation kept beside it for comparison), run in tract's int8 form
+# (what Graviton runs), into model/drift-baseline.json; bin counts only, no text.
+# `make model` rewrites it with the model; a model changed by hand needs this run again
+# (model/tests/test_drift_baseline.py fails on a version mismatch).
+drift-baseline: venv tract-tool
+	cd model && $(PY) -m pipeline.drift
 
 # The shipped model on raw and on redacted input (src/redact/), side by side on every test set
 # present: messages redacted, micro-F1 and per-tag F1 each; then with synthetic personal data

@@ -71,6 +71,24 @@ pub struct Config {
     /// `EVENT_TAGS`: the tags whose selection puts a `Message tagged` event (comma-separated;
     /// empty for none); `None` (unset) takes the service's default.
     pub event_tags: Option<Vec<String>>,
+    /// `PROFILE_TABLE_NAME` (with the `DYNAMODB_*` endpoint and timeouts): shop profiles in
+    /// DynamoDB; `None` keeps them in memory.
+    pub profiles: Option<DynamoSettings>,
+    /// `EXPERIMENT_TABLE_NAME`: experiment exposures and outcomes in DynamoDB; `None` keeps
+    /// them in memory.
+    pub experiments: Option<DynamoSettings>,
+    /// `PROFILE_CACHE_SECONDS`: how long a shop's profile is used without reading it again
+    /// (0: read on every request).
+    pub profile_cache: Duration,
+    /// `PROFILE_TIMEOUT_MS`: the longest a request waits for its shop's profile; past it, the
+    /// last known profile (or the model's defaults) is used.
+    pub profile_timeout: Duration,
+    /// `DRIFT_WINDOW`: messages in the sliding window the population stability index is
+    /// computed over.
+    pub drift_window: usize,
+    /// `DRIFT_BY_SHOP`: whether drift metrics also carry a `shop_id` dimension when a request
+    /// names one (one more series per shop and metric: see docs/drift.md for the cost).
+    pub drift_by_shop: bool,
 }
 
 /// A setting that could not be used.
@@ -168,6 +186,26 @@ impl Config {
                     .map(str::to_owned)
                     .collect()
             }),
+            profiles: non_empty(get("PROFILE_TABLE_NAME"))
+                .map(|(_, t)| dynamo(t))
+                .transpose()?,
+            experiments: non_empty(get("EXPERIMENT_TABLE_NAME"))
+                .map(|(_, t)| dynamo(t))
+                .transpose()?,
+            profile_cache: Duration::from_secs(parse(
+                get("PROFILE_CACHE_SECONDS"),
+                60u64,
+                |v| *v <= 3_600,
+                "0 to 3600",
+            )?),
+            profile_timeout: millis(get("PROFILE_TIMEOUT_MS"), 300)?,
+            drift_window: parse(
+                get("DRIFT_WINDOW"),
+                1_000usize,
+                |v| (100..=100_000).contains(v),
+                "100 to 100000",
+            )?,
+            drift_by_shop: choice(get("DRIFT_BY_SHOP"), true, &[("on", true), ("off", false)])?,
             feedback: non_empty(get("FEEDBACK_TABLE_NAME"))
                 .map(|(_, t)| dynamo(t))
                 .transpose()?,

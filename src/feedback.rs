@@ -32,6 +32,10 @@ pub struct Feedback {
     #[serde(default)]
     #[schema(value_type = Option<crate::api::openapi::Source>)]
     pub source: Option<String>,
+    /// The shop the message was written to, when the classify call named one.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::api::openapi::Id>)]
+    pub shop_id: Option<String>,
 }
 
 /// A stored correction: one line of `tagbeez export-feedback`.
@@ -48,6 +52,9 @@ pub struct FeedbackRecord {
     pub conversation_id: Option<String>,
     pub message_id: Option<String>,
     pub source: Option<String>,
+    /// The shop, when the correction named one (absent from older records and exports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<String>,
     /// Epoch seconds.
     pub received_at: u64,
 }

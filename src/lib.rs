@@ -14,6 +14,9 @@
 //! - `feedback`: corrections kept for retraining (the only place message text is stored).
 //! - `aws_sdk`: the AWS SDK configuration and error text every AWS client shares.
 //! - `telemetry`: metrics (EMF in Lambda, Prometheus locally) and per-request timings.
+//! - `shops`: per-shop profiles, threshold experiments and their report (pure).
+//! - `drift`: the distribution of the model's probabilities against its validation baseline
+//!   (binned, population stability index), recorded as metrics.
 //! - `redact`: PII (e-mail, phone, card, IBAN, street address) replaced by tokens before any
 //!   text is stored or logged (pure).
 
@@ -23,6 +26,7 @@ pub mod classifier;
 pub mod cli;
 pub mod config;
 pub mod conversation;
+pub mod drift;
 pub mod events;
 pub mod explain;
 pub mod feedback;
@@ -30,5 +34,6 @@ pub mod lambda;
 pub mod limit;
 pub mod redact;
 pub mod service;
+pub mod shops;
 pub mod store;
 pub mod telemetry;

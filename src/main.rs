@@ -5,6 +5,8 @@
 //! - `tagbeez` or `tagbeez serve`: the local HTTP server on `HOST:PORT` (127.0.0.1:8080).
 //! - `tagbeez classify`: JSON lines from stdin to stdout.
 //! - `tagbeez export-feedback`: the feedback table as JSON lines on stdout.
+//! - `tagbeez profile put|get|delete <shop_id>`, `tagbeez experiment-report <shop_id> <name>`:
+//!   the operators' shop commands, on the DynamoDB tables.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +16,9 @@ use tagbeez::classifier::{self, embedded, Classifier, FormChoice, LoadOptions};
 use tagbeez::config::{Config, DemoPage};
 use tagbeez::events::EventBridgeSink;
 use tagbeez::service::Tagger;
-use tagbeez::store::{ConversationStore, DynamoFeedback, DynamoStore, MemoryStore};
+use tagbeez::store::{
+    ConversationStore, DynamoExperiments, DynamoFeedback, DynamoProfiles, DynamoStore, MemoryStore,
+};
 use tagbeez::{api, cli, lambda, telemetry};
 
 #[tokio::main]
@@ -38,6 +42,7 @@ async fn main() -> ExitCode {
         };
     }
     let mode = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    let rest: Vec<String> = std::env::args().skip(2).collect();
     classifier::threads::set(config.inference_threads);
     let classifier = match load_then_warm(config.inference_form) {
         Ok(c) => c,
@@ -67,6 +72,12 @@ async fn main() -> ExitCode {
     if let Some(settings) = &config.feedback {
         tagger = tagger.with_feedback(Arc::new(DynamoFeedback::connect(settings).await));
     }
+    if let Some(settings) = &config.profiles {
+        tagger = tagger.with_profiles(Arc::new(DynamoProfiles::connect(settings).await));
+    }
+    if let Some(settings) = &config.experiments {
+        tagger = tagger.with_experiments(Arc::new(DynamoExperiments::connect(settings).await));
+    }
     if let Some(settings) = &config.events {
         let sink = Arc::new(EventBridgeSink::connect(settings).await);
         tagger = match tagger.with_events(sink, config.event_tags.as_deref()) {
@@ -95,8 +106,11 @@ async fn main() -> ExitCode {
                 .await
                 .map(|n| tracing::info!(records = n, "feedback exported"))
                 .map_err(|e| e.to_string()),
+            "profile" => print(cli::profile(&tagger, &rest).await),
+            "experiment-report" => print(cli::experiment_report(&tagger, &rest).await),
             other => Err(format!(
-                "unknown command {other:?}; use `serve`, `classify` or `export-feedback`"
+                "unknown command {other:?}; use `serve`, `classify`, `export-feedback`, \
+                 `profile` or `experiment-report`"
             )),
         }
     };
@@ -118,6 +132,11 @@ async fn serve(tagger: Tagger, config: &Config) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A command's output on stdout.
+fn print(output: Result<String, String>) -> Result<(), String> {
+    output.map(|text| println!("{text}"))
 }
 
 fn fail(message: &str) -> ExitCode {

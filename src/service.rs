@@ -2,13 +2,16 @@
 //! conversation; read and clear a conversation; report health. Validation lives here so the
 //! HTTP routes and direct invocation refuse the same inputs with the same codes.
 
+mod conversations;
 mod events;
+mod experiments;
 mod feedback;
 pub mod options;
 mod queue;
+pub mod shops;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use thiserror::Error;
@@ -16,15 +19,21 @@ use utoipa::ToSchema;
 
 use crate::classifier::{Classifier, ClassifierError, Prediction};
 use crate::config::{Config, MAX_BATCH};
-use crate::conversation::{self, Conversation, Entry, Step, TagScore};
+use crate::conversation::{Step, TagScore};
+use crate::drift::{Baseline, Monitor};
 use crate::events::EventError;
 use crate::explain::{self, Explanation};
 use crate::limit::{InferenceLimit, Overloaded};
-use crate::store::{ConversationStore, FeedbackStore, MemoryFeedback, StoreError};
+use crate::store::{
+    ConversationStore, ExperimentStore, FeedbackStore, MemoryExperiments, MemoryFeedback,
+    MemoryProfiles, ProfileStore,
+};
 use crate::telemetry::{self, Phase};
 pub use events::MAX_OUTBOX;
-pub use options::{Options, Resolved};
+pub use experiments::{OutcomeReceipt, OutcomeRequest};
+pub use options::{ExperimentUse, Options, Resolved, ThresholdSource};
 pub use queue::{Queued, QueuedOutcome};
+pub use shops::{ProfileSource, Profiles};
 
 /// Messages of one `/classify-batch` call that are explained (the first ones): each costs one
 /// more padded batch of its words.
@@ -58,6 +67,16 @@ pub enum ServiceError {
     /// record is retried, and its events go out then).
     #[error("event bus unavailable: {0}")]
     EventsUnavailable(#[from] EventError),
+    #[error("shop {0:?} has no profile")]
+    ProfileNotFound(String),
+    /// The profile store failed where nothing can stand in for it (an operator's call, or an
+    /// outcome whose shop's experiment is unknown). Classify calls never fail on it.
+    #[error("profile store unavailable: {0}")]
+    ProfileUnavailable(String),
+    #[error("{0}")]
+    ExperimentNotFound(String),
+    #[error("experiment store unavailable: {0}")]
+    ExperimentsUnavailable(String),
 }
 
 impl ServiceError {
@@ -73,13 +92,23 @@ impl ServiceError {
             Self::Overloaded(_) => "overloaded",
             Self::FeedbackUnavailable(_) => "feedback_unavailable",
             Self::EventsUnavailable(_) => "events_unavailable",
+            Self::ProfileNotFound(_) => "profile_not_found",
+            Self::ProfileUnavailable(_) => "profile_unavailable",
+            Self::ExperimentNotFound(_) => "experiment_not_found",
+            Self::ExperimentsUnavailable(_) => "experiments_unavailable",
         }
     }
 
     /// Whether the same request may succeed later (a dependency failed or was busy), as
     /// opposed to a request that never will (invalid, or naming nothing).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, Self::Invalid { .. } | Self::ConversationNotFound(_))
+        !matches!(
+            self,
+            Self::Invalid { .. }
+                | Self::ConversationNotFound(_)
+                | Self::ProfileNotFound(_)
+                | Self::ExperimentNotFound(_)
+        )
     }
 }
 
@@ -111,6 +140,25 @@ pub struct MessageResult {
     /// With `explain: true`: per selected tag, the words that raised it most.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// Where each tag's threshold came from: `model`, `profile` (the shop's), `variant` (its
+    /// experiment's) or `request` (this call's `thresholds`, which win).
+    pub threshold_sources: std::collections::BTreeMap<String, ThresholdSource>,
+    /// Tags the shop's profile leaves out (`enabled_tags`): never selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_tags: Vec<String>,
+    /// The request's `shop_id`, when it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<String>,
+    /// Where the shop's profile came from: `stored` (read now), `cached` (this instance's
+    /// copy) or `default` (no shop, no profile, or none readable: the model's settings).
+    pub profile: ProfileSource,
+    /// Why the shop's stored profile could not be read, when it could not (the answer then
+    /// used the last known profile, or the defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_error: Option<String>,
+    /// The conversation's experiment and variant, when its shop runs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentUse>,
 }
 
 /// The outcome of a message within a conversation.
@@ -121,13 +169,6 @@ pub struct ConversationOutcome {
     /// The message's `message_id` was already in the conversation: nothing was written, and
     /// `message` is its first result.
     pub duplicate: bool,
-}
-
-/// What one attempt at folding a message into its window did.
-enum Folded {
-    Written(Step),
-    /// The message id was already there (a retry, or a concurrent copy that won).
-    Duplicate(Conversation),
 }
 
 /// Whether the service can serve.
@@ -149,6 +190,11 @@ pub struct Tagger {
     limit: Arc<InferenceLimit>,
     feedback: Arc<dyn FeedbackStore>,
     events: Option<events::Events>,
+    profiles: Arc<Profiles>,
+    experiments: Arc<dyn ExperimentStore>,
+    /// The model's output distribution against its validation baseline (`None` only if the
+    /// embedded baseline does not parse, which the model's tests rule out).
+    drift: Option<Arc<Monitor>>,
 }
 
 impl Tagger {
@@ -157,14 +203,47 @@ impl Tagger {
         store: Arc<dyn ConversationStore>,
         config: Config,
     ) -> Self {
+        let profiles = Profiles::new(
+            Arc::new(MemoryProfiles::default()),
+            config.profile_cache,
+            config.profile_timeout,
+        );
+        let drift = match Baseline::embedded() {
+            Ok(b) => Some(Arc::new(Monitor::new(
+                &classifier.labels().tags,
+                b,
+                config.drift_window,
+                config.drift_by_shop,
+            ))),
+            Err(e) => {
+                tracing::error!(error = %e, "no drift metrics: the embedded baseline is unusable");
+                None
+            }
+        };
         Self {
+            drift,
             limit: InferenceLimit::new(config.limit),
             classifier,
             store,
             config: Arc::new(config),
             feedback: Arc::new(MemoryFeedback::default()),
             events: None,
+            profiles: Arc::new(profiles),
+            experiments: Arc::new(MemoryExperiments::default()),
         }
+    }
+
+    /// Keep shop profiles in `store` (the default is process memory).
+    pub fn with_profiles(mut self, store: Arc<dyn ProfileStore>) -> Self {
+        let c = &self.config;
+        self.profiles = Arc::new(Profiles::new(store, c.profile_cache, c.profile_timeout));
+        self
+    }
+
+    /// Keep experiment exposures and outcomes in `store` (the default is process memory).
+    pub fn with_experiments(mut self, store: Arc<dyn ExperimentStore>) -> Self {
+        self.experiments = store;
+        self
     }
 
     /// Keep feedback in `store` (the default is process memory).
@@ -198,10 +277,20 @@ impl Tagger {
         message: &str,
         options: &Options,
     ) -> Result<MessageResult, ServiceError> {
-        let chosen = options.resolve(self.classifier.labels())?;
+        Ok(self.classify_message_resolved(message, options).await?.0)
+    }
+
+    /// A message's result, and what it was chosen under.
+    async fn classify_message_resolved(
+        &self,
+        message: &str,
+        options: &Options,
+    ) -> Result<(MessageResult, Resolved), ServiceError> {
+        let chosen = self.choose(options, None).await?;
         let trimmed = self.valid_message(message, "message")?;
         let prediction = self.predict(vec![trimmed]).await?.remove(0);
-        self.answer(message, &prediction, &chosen).await
+        let result = self.answer(message, &prediction, &chosen).await?;
+        Ok((result, chosen))
     }
 
     /// Tag up to `MAX_BATCH` messages in one padded inference; results in input order.
@@ -219,7 +308,7 @@ impl Tagger {
         messages: &[String],
         options: &Options,
     ) -> Result<Vec<MessageResult>, ServiceError> {
-        let chosen = options.resolve(self.classifier.labels())?;
+        let chosen = self.choose(options, None).await?;
         if messages.is_empty() {
             return Err(invalid(
                 "empty_batch",
@@ -258,6 +347,20 @@ impl Tagger {
         Ok(results)
     }
 
+    /// What a call uses: `options` over its shop's profile (and, in a conversation, the
+    /// variant of the shop's experiment). The call's own options are checked first, so a bad
+    /// one costs no profile read.
+    async fn choose(
+        &self,
+        options: &Options,
+        conversation_id: Option<&str>,
+    ) -> Result<Resolved, ServiceError> {
+        let labels = self.classifier.labels();
+        options.resolve(labels)?;
+        let shop = self.shop(options.shop_id.as_deref()).await?;
+        options.resolve_for(labels, shop.as_ref(), conversation_id)
+    }
+
     /// A message's result under `chosen`, explained when asked (`message` as sent).
     async fn answer(
         &self,
@@ -265,7 +368,7 @@ impl Tagger {
         prediction: &Prediction,
         chosen: &Resolved,
     ) -> Result<MessageResult, ServiceError> {
-        let mut result = self.result_of(prediction, &chosen.thresholds);
+        let mut result = self.result_of(prediction, chosen);
         let counts = crate::redact::redact(message).counts;
         telemetry::redacted(&[
             ("email", counts.email),
@@ -279,6 +382,19 @@ impl Tagger {
             result.explanation = Some(self.explain(message, prediction, chosen).await?);
         }
         telemetry::tags_selected(&result.selected);
+        if let Some(drift) = &self.drift {
+            let effective = chosen.effective();
+            let selected: Vec<bool> = (prediction.probabilities.iter().zip(&effective))
+                .map(|(p, t)| p >= t)
+                .collect();
+            // Per-shop series only for shops with a profile: any caller can make up a shop id,
+            // and each new one would be new series (and, in CloudWatch, new custom metrics).
+            let shop = chosen
+                .shop_id
+                .as_deref()
+                .filter(|_| chosen.profile != ProfileSource::Default);
+            drift.observe(shop, &prediction.probabilities, &selected);
+        }
         Ok(result)
     }
 
@@ -299,7 +415,7 @@ impl Tagger {
             .await?;
         let selected = self
             .classifier
-            .selected_with(prediction, &chosen.thresholds);
+            .selected_with(prediction, &chosen.effective());
         Ok(explain::explain(
             message,
             &prediction.probabilities,
@@ -307,185 +423,6 @@ impl Tagger {
             &selected,
             &self.classifier.labels().tags,
         ))
-    }
-
-    /// Tag a message and fold it into its conversation's window. With a `message_id` the write
-    /// is idempotent: a message whose id the conversation already holds is answered with its
-    /// first result, and nothing is written (`duplicate`).
-    pub async fn classify_conversation(
-        &self,
-        id: &str,
-        message: &str,
-        message_id: Option<&str>,
-    ) -> Result<ConversationOutcome, ServiceError> {
-        self.classify_conversation_with(id, message, message_id, &Options::default())
-            .await
-    }
-
-    /// As `classify_conversation`, with the caller's options: its thresholds select the
-    /// message's tags and the conversation tag of this step. Events that could not be put
-    /// are counted lost (`tagbeez_events_lost`) and stay in the conversation's outbox: the
-    /// caller's answer does not wait on the bus.
-    pub async fn classify_conversation_with(
-        &self,
-        id: &str,
-        sent: &str,
-        message_id: Option<&str>,
-        options: &Options,
-    ) -> Result<ConversationOutcome, ServiceError> {
-        let (outcome, undelivered) = self
-            .conversation_step(id, sent, message_id, options)
-            .await?;
-        if let Some(e) = undelivered {
-            let n = match &e {
-                EventError::Partial { failed, .. } => failed.len(),
-                EventError::Unavailable(_) => outcome.step.next.outbox.len().max(1),
-            };
-            telemetry::events_lost(n);
-            tracing::warn!(
-                conversation_id = id,
-                error = %e,
-                "events not delivered; they stay in the conversation's outbox"
-            );
-        }
-        Ok(outcome)
-    }
-
-    /// A message folded into its conversation, and what its events' delivery left undone.
-    async fn conversation_step(
-        &self,
-        id: &str,
-        sent: &str,
-        message_id: Option<&str>,
-        options: &Options,
-    ) -> Result<(ConversationOutcome, Option<EventError>), ServiceError> {
-        let chosen = options.resolve(self.classifier.labels())?;
-        valid_conversation_id(id)?;
-        let message = self.valid_message(sent, "message")?;
-        if let Some(mid) = message_id {
-            valid_message_id(mid)?;
-        }
-        let mut budget = self.config.store_deadline;
-        // With a message id, read first: a retry then costs one read, not an inference, and
-        // the read serves the write's first attempt (still two store calls per write).
-        let mut preloaded = None;
-        if let Some(mid) = message_id {
-            let read = async {
-                timed_store(self.store.load(id, now()))
-                    .await
-                    .map_err(store_error(id))
-            };
-            let current = within(&mut budget, id, read).await?;
-            if let Some(c) = current.as_ref().filter(|c| c.has_message(mid)) {
-                return self.duplicate(id, c.clone(), mid, sent, &chosen).await;
-            }
-            preloaded = Some(current);
-        }
-        // Personal data never reaches the store: the snippet is cut from the redacted text.
-        let redacted = crate::redact::redact(&message).text;
-        let snippet = conversation::snippet(&redacted, self.config.snippet_chars);
-        let prediction = self.predict(vec![message.clone()]).await?.remove(0);
-        let result = self.answer(sent, &prediction, &chosen).await?;
-        let entry = Entry {
-            probabilities: prediction.probabilities,
-            top: result.selected.clone(),
-            snippet,
-            at: now(),
-            message_id: message_id.map(str::to_owned),
-            truncated: prediction.truncated,
-            // Set by `conversation::advance` against the window the write replaces.
-            previous_tag: None,
-            switched: false,
-        };
-        let at = entry.at;
-        let events = |step: &mut Step| self.outbox_for(id, step, message_id, &result, at);
-        let fold = self.fold_into_window(id, entry, preloaded, &chosen.thresholds, events);
-        match within(&mut budget, id, fold).await? {
-            Folded::Written(step) => {
-                if step.switched {
-                    telemetry::conversation_switched();
-                }
-                let undelivered = self.deliver(id, &step.next).await.err();
-                let outcome = ConversationOutcome {
-                    step,
-                    message: result,
-                    duplicate: false,
-                };
-                Ok((outcome, undelivered))
-            }
-            Folded::Duplicate(c) => {
-                let mid = message_id.unwrap_or_default();
-                self.duplicate(id, c, mid, sent, &chosen).await
-            }
-        }
-    }
-
-    /// The answer to a message the conversation already holds: its first answer (its result,
-    /// the tag before it and whether it switched, all kept in its window entry) with the
-    /// conversation as it stands now. Once the message has left the window, or if the entry
-    /// was written by a model with other tags, the same model runs again on the same text, and
-    /// `previous_tag` is the current tag, `switched` false: this call changed nothing.
-    ///
-    /// Events the conversation still holds undelivered go out now: a retried message whose
-    /// events failed delivers them, and one whose events went out delivers nothing again.
-    async fn duplicate(
-        &self,
-        id: &str,
-        current: Conversation,
-        message_id: &str,
-        sent: &str,
-        chosen: &Resolved,
-    ) -> Result<(ConversationOutcome, Option<EventError>), ServiceError> {
-        let width = self.classifier.labels().tags.len();
-        let stored = current
-            .entry_of(message_id)
-            .filter(|e| e.probabilities.len() == width);
-        let (prediction, previous_tag, switched) = match stored {
-            Some(e) => (
-                Prediction {
-                    probabilities: e.probabilities.clone(),
-                    truncated: e.truncated,
-                    tokens: 0,
-                },
-                e.previous_tag.clone(),
-                e.switched,
-            ),
-            None => {
-                let message = self.valid_message(sent, "message")?;
-                let p = self.predict(vec![message]).await?.remove(0);
-                (p, current.tag.clone(), false)
-            }
-        };
-        let result = self.answer(sent, &prediction, chosen).await?;
-        let undelivered = self.deliver(id, &current).await.err();
-        let outcome = ConversationOutcome {
-            step: Step {
-                previous_tag,
-                switched,
-                next: current,
-            },
-            message: result,
-            duplicate: true,
-        };
-        Ok((outcome, undelivered))
-    }
-
-    /// The stored window, if the conversation is live.
-    pub async fn conversation(&self, id: &str) -> Result<Conversation, ServiceError> {
-        valid_conversation_id(id)?;
-        timed_store(self.store.load(id, now()))
-            .await
-            .map_err(store_error(id))?
-            .ok_or_else(|| ServiceError::ConversationNotFound(id.to_owned()))
-    }
-
-    /// Forget a conversation; `false` when there was no live one (not an error: as in the
-    /// reference service, clearing is idempotent).
-    pub async fn clear_conversation(&self, id: &str) -> Result<bool, ServiceError> {
-        valid_conversation_id(id)?;
-        timed_store(self.store.delete(id, now()))
-            .await
-            .map_err(store_error(id))
     }
 
     pub async fn health(&self) -> Health {
@@ -500,61 +437,6 @@ impl Tagger {
             }
             .into(),
         }
-    }
-
-    /// Read -> compute -> conditional write, retried with jittered backoff when another
-    /// writer got there first, so no concurrent message is lost from the window and
-    /// `switched` is computed against the window the write actually replaced.
-    /// `preloaded` is a read already made for this write, used for its first attempt;
-    /// `events` adds the step's events to the window it writes.
-    async fn fold_into_window(
-        &self,
-        id: &str,
-        entry: Entry,
-        mut preloaded: Option<Option<Conversation>>,
-        thresholds: &[f32],
-        events: impl Fn(&mut Step),
-    ) -> Result<Folded, ServiceError> {
-        let labels = self.classifier.labels();
-        for attempt in 0..SAVE_ATTEMPTS {
-            let now = entry.at;
-            // A pre-read made before the inference is used only while still live: a
-            // conversation that expired meanwhile may have been started afresh, at version 1
-            // again, by another writer.
-            let fresh = preloaded
-                .take()
-                .filter(|c| c.as_ref().is_none_or(|c| c.is_live(now)));
-            let current = match fresh {
-                Some(read) => read,
-                None => timed_store(self.store.load(id, now))
-                    .await
-                    .map_err(store_error(id))?,
-            };
-            let seen =
-                |c: &Conversation| entry.message_id.as_ref().is_some_and(|m| c.has_message(m));
-            if let Some(c) = current.as_ref().filter(|c| seen(c)) {
-                return Ok(Folded::Duplicate(c.clone()));
-            }
-            let mut step = conversation::advance(
-                current.as_ref(),
-                entry.clone(),
-                &self.config.window,
-                &labels.tags,
-                thresholds,
-            );
-            events(&mut step);
-            let expected = current.as_ref().map(|c| c.version);
-            match timed_store(self.store.save(id, &step.next, expected, now)).await {
-                Ok(()) => return Ok(Folded::Written(step)),
-                Err(StoreError::Conflict) => {
-                    telemetry::store_retried();
-                    tokio::time::sleep(backoff(attempt)).await
-                }
-                Err(e) => return Err(store_error(id)(e)),
-            }
-        }
-        telemetry::store_error("contention");
-        Err(ServiceError::StoreContention(id.to_owned()))
     }
 
     async fn predict(&self, messages: Vec<String>) -> Result<Vec<Prediction>, ServiceError> {
@@ -592,25 +474,33 @@ impl Tagger {
         Ok(value)
     }
 
-    fn result_of(&self, prediction: &Prediction, thresholds: &[f32]) -> MessageResult {
+    fn result_of(&self, prediction: &Prediction, chosen: &Resolved) -> MessageResult {
         let labels = self.classifier.labels();
+        let tags = &labels.tags;
         let score = |i: usize| TagScore {
-            tag: labels.tags[i].clone(),
+            tag: tags[i].clone(),
             confidence: prediction.probabilities[i],
         };
-        let mut all: Vec<TagScore> = (0..labels.tags.len()).map(score).collect();
+        let mut all: Vec<TagScore> = (0..tags.len()).map(score).collect();
         all.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        let on = |i: &usize| chosen.enabled[*i];
+        // The lowest threshold a tag can be selected at (all tags', when none can be).
+        let lowest = (0..tags.len())
+            .filter(on)
+            .map(|i| chosen.thresholds[i])
+            .reduce(f32::min)
+            .or_else(|| chosen.thresholds.iter().copied().reduce(f32::min))
+            .unwrap_or(1.0);
         MessageResult {
-            threshold: thresholds.iter().copied().fold(f32::INFINITY, f32::min),
-            thresholds: labels
-                .tags
+            threshold: lowest,
+            thresholds: tags
                 .iter()
                 .cloned()
-                .zip(thresholds.iter().copied())
+                .zip(chosen.thresholds.clone())
                 .collect(),
             selected: self
                 .classifier
-                .selected_with(prediction, thresholds)
+                .selected_with(prediction, &chosen.effective())
                 .into_iter()
                 .map(score)
                 .collect(),
@@ -619,6 +509,15 @@ impl Tagger {
             model_version: labels.file.model_version.clone(),
             redactions: 0,
             explanation: None,
+            threshold_sources: tags.iter().cloned().zip(chosen.sources.clone()).collect(),
+            disabled_tags: (0..tags.len())
+                .filter(|i| !on(i))
+                .map(|i| tags[i].clone())
+                .collect(),
+            shop_id: chosen.shop_id.clone(),
+            profile: chosen.profile,
+            profile_error: chosen.profile_error.clone(),
+            experiment: chosen.experiment.clone(),
         }
     }
 
@@ -686,54 +585,12 @@ fn is_safe_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b))
 }
 
-/// Run a store step within what is left of a write's `STORE_DEADLINE_MS`, and charge it the
-/// time taken. Only store steps count (inference does not): a slow store gets a 503 within
-/// the deadline, never a hang. A write cut off here may have landed; a retry with the same
-/// `message_id` then finds it instead of writing it twice.
-async fn within<T>(
-    budget: &mut Duration,
-    id: &str,
-    work: impl std::future::Future<Output = Result<T, ServiceError>>,
-) -> Result<T, ServiceError> {
-    let started = std::time::Instant::now();
-    let result = tokio::time::timeout(*budget, work).await;
-    *budget = budget.saturating_sub(started.elapsed());
-    result.unwrap_or_else(|_| {
-        telemetry::store_error("timeout");
-        Err(ServiceError::StoreUnavailable(format!(
-            "conversation {id:?}: the store did not answer within STORE_DEADLINE_MS"
-        )))
-    })
-}
-
-fn store_error(id: &str) -> impl Fn(StoreError) -> ServiceError + '_ {
-    move |e| match e {
-        StoreError::Conflict => {
-            telemetry::store_error("contention");
-            ServiceError::StoreContention(id.to_owned())
-        }
-        StoreError::Unavailable(why) => {
-            telemetry::store_error("unavailable");
-            ServiceError::StoreUnavailable(why)
-        }
-    }
-}
-
 /// A conversation-store call, its time charged to the request's `store` phase.
 async fn timed_store<T>(call: impl std::future::Future<Output = T>) -> T {
     let started = Instant::now();
     let out = call.await;
     telemetry::add(Phase::Store, started.elapsed());
     out
-}
-
-/// Exponential backoff with full jitter: 0..(5 ms * 2^attempt), capped at 100 ms.
-fn backoff(attempt: u32) -> Duration {
-    let cap = (5u64 << attempt.min(5)).min(100);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    Duration::from_millis(u64::from(nanos) % (cap + 1))
 }
 
 fn now() -> u64 {

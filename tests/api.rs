@@ -342,14 +342,14 @@ async fn service_info_describes_the_model_and_routes() {
     }
     assert_eq!(info["thresholds"].as_object().unwrap().len(), 5);
     assert_eq!(tags_of_strings(&info["routes"]), api::ROUTES);
-    assert_eq!(api::ROUTES.len(), 11);
+    assert_eq!(api::ROUTES.len(), 16);
     // The reference service's fields, beside the new ones.
     assert_eq!(info["model_loaded"], true);
     let endpoints = tags_of_strings(&info["endpoints"]);
     for path in ["/classify-message", "/classify-conversation", "/health"] {
         assert!(endpoints.iter().any(|e| e == path), "{endpoints:?}");
     }
-    assert_eq!(endpoints.len(), 10, "each path once: {endpoints:?}");
+    assert_eq!(endpoints.len(), 13, "each path once: {endpoints:?}");
     // The execution form this CPU calls for, and why.
     let chosen = Selection::choose(FormChoice::Auto, Cpu::detect());
     assert_eq!(info["inference"]["form"], chosen.form.as_str());

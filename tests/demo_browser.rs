@@ -5,7 +5,10 @@
 //! the page shows what the API holds: each message's tags and confidences, its explanation
 //! words, the conversation tag after each message and the switch. It sends a correction and
 //! checks the page shows its `feedback_id`, shows an API error plainly, starts a new
-//! conversation, and saves a screenshot in `target/demo/demo.png`.
+//! conversation, and saves a screenshot in `target/demo/demo.png`. Then shops: it stores a
+//! profile with an experiment through the API, types the shop id, and checks the page shows
+//! where the profile came from and the conversation's variant, as the API has them
+//! (screenshot `target/demo/demo-shop.png`); then a store that fails, and a shop without one.
 //!
 //! Chromium and chromedriver must be installed (`scripts/install-browser.sh`; CI runs it): the
 //! test fails without them rather than skipping, since a skipped browser test cannot fail.
@@ -17,12 +20,17 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
 use tagbeez::feedback::FeedbackRecord;
 use tagbeez::service::Tagger;
-use tagbeez::store::{FeedbackStore, MemoryFeedback, MemoryStore};
+use tagbeez::shops::StoredProfile;
+use tagbeez::store::{
+    FeedbackStore, MemoryFeedback, MemoryProfiles, MemoryStore, ProfileStore, StoreError,
+};
 
 #[path = "support/router.rs"]
 mod router;
@@ -48,6 +56,16 @@ const CORRECTION: [&str; 2] = ["Window-shopper", "Wishlist-user"];
 /// The longest message this test's service accepts: one past it shows an API error.
 const MAX_MESSAGE_CHARS: usize = 300;
 
+/// A shop whose profile runs an experiment, one whose profile the store cannot read when the
+/// test says so, and one without a profile.
+const SHOP: &str = "shop-a.demo";
+const SHOP_DOWN: &str = "shop-down";
+const SHOP_NONE: &str = "shop-none";
+const EXPERIMENT: &str = "deal-2026";
+/// The tag the shop's profile turns off.
+const DISABLED_TAG: &str = "First-time-visitor";
+const SHOP_MESSAGE: &str = "Do you have a discount code for the linen shirts?";
+
 // ---------------------------------------------------------------------------------------
 // The test
 // ---------------------------------------------------------------------------------------
@@ -70,6 +88,9 @@ fn the_demo_page_shows_what_the_api_returns() {
         ("DEMO_PAGE", "on"),
         ("WINDOW_SIZE", "3"),
         ("MAX_MESSAGE_CHARS", &MAX_MESSAGE_CHARS.to_string()),
+        // Every classify call reads its shop's profile from the store: `"stored"`, and a
+        // failing store falls back to the last known profile (`"cached"`, with the error).
+        ("PROFILE_CACHE_SECONDS", "0"),
     ]);
     let base = format!("http://{}", server.addr);
 
@@ -109,6 +130,16 @@ fn the_demo_page_shows_what_the_api_returns() {
         wait_for_messages(&browser, n + 1);
     }
     assert_no_console_errors(&browser);
+    // No shop: the page says so (the model's defaults), with no experiment.
+    let shop = page_shop(&browser);
+    assert_eq!(shop["displayed"], true, "{shop}");
+    assert_eq!(shop["shop"], "", "{shop}");
+    assert_eq!(shop["profile"], "default", "{shop}");
+    assert_eq!(
+        shop["text"], "No shop: the model's default thresholds.",
+        "{shop}"
+    );
+    assert_eq!(shop["variant"], Value::Null, "{shop}");
 
     // What the API holds for this conversation, and what the page shows.
     let view = api_json(
@@ -389,6 +420,204 @@ fn the_demo_page_shows_what_the_api_returns() {
     assert!(browser.all("[data-testid=message]").is_empty());
     assert!(browser.all("[data-testid=timeline-step]").is_empty());
     assert!(!browser.displayed(&error));
+    assert!(!page_shop(&browser)["displayed"].as_bool().unwrap());
+
+    shop_profiles(&browser, &server);
+}
+
+/// A shop's profile and experiment on the page: the shop typed in, where its profile came
+/// from, the conversation's variant (the API's), the thresholds it set and the tag it turns
+/// off; a store that cannot be read; a shop without a profile; a bad shop id.
+fn shop_profiles(browser: &Browser, server: &Server) {
+    // The message_too_long 400 above is in the console: not this part's.
+    browser.post("/se/log", &json!({"type": "browser"}));
+    let tags = &router::CLASSIFIER.labels().tags;
+    assert!(tags.iter().any(|t| t == DISABLED_TAG) && tags.iter().any(|t| t == "Deal-seeker"));
+    let enabled: Vec<&String> = tags.iter().filter(|t| *t != DISABLED_TAG).collect();
+    let profile = json!({
+        "thresholds": {"Deal-seeker": 0.9},
+        "enabled_tags": enabled,
+        "experiment": {"name": EXPERIMENT, "variants": [
+            {"name": "control", "share": 0.5},
+            {"name": "strict", "share": 0.5, "thresholds": {"Deal-seeker": 0.95}},
+        ]},
+    });
+    let stored = api_json(
+        server.addr,
+        "PUT",
+        &format!("/shops/{SHOP}/profile"),
+        Some(&profile),
+    );
+    assert_eq!(stored["shop_id"], SHOP, "{stored}");
+    let input = browser.one("[data-testid=message-input]");
+    let send = browser.one("[data-testid=send-button]");
+    let shop_input = browser.one("[data-testid=shop-input]");
+    let error = browser.one("[data-testid=error]");
+
+    // A bad shop id is refused on the page, before any request.
+    browser.type_into(&shop_input, "not a shop!");
+    browser.type_into(&input, SHOP_MESSAGE);
+    browser.click(&send);
+    let text = browser.wait("the shop id's error", || {
+        browser
+            .displayed(&error)
+            .then(|| browser.text(&error))
+            .filter(|t| !t.is_empty())
+    });
+    assert!(
+        text.starts_with("Shop: a shop id is 1-128 characters"),
+        "{text}"
+    );
+    assert_eq!(browser.attribute(&shop_input, "aria-invalid"), "true");
+    assert!(browser.all("[data-testid=message]").is_empty());
+
+    // The shop with the experiment: its profile read from the store, the variant shown.
+    browser.type_into(&shop_input, SHOP);
+    browser.click(&send);
+    wait_for_messages(browser, 1);
+    assert_eq!(browser.attribute(&shop_input, "aria-invalid"), "false");
+    let conversation_id = browser.text(&browser.one("[data-testid=conversation-id]"));
+    let shop = page_shop(browser);
+    assert_eq!(shop["displayed"], true, "{shop}");
+    assert_eq!(shop["shop"], SHOP, "{shop}");
+    assert_eq!(shop["profile"], "stored", "{shop}");
+    let text = shop["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("Shop {SHOP} · profile read from the store · ")),
+        "{shop}"
+    );
+    // The variant the API has for this conversation (sticky: the same for its next message).
+    let reply = api_json(
+        server.addr,
+        "POST",
+        "/classify-conversation",
+        Some(&json!({"conversation_id": conversation_id, "shop_id": SHOP,
+            "message": "and for the cotton ones?"})),
+    );
+    let result = &reply["message_result"];
+    assert_eq!(result["experiment"]["name"], EXPERIMENT, "{result}");
+    let variant = result["experiment"]["variant"].as_str().expect("a variant");
+    assert_eq!(shop["experiment"], EXPERIMENT, "{shop}");
+    assert_eq!(shop["variant"], variant, "{shop}");
+    let shown = format!("experiment {EXPERIMENT}, variant {variant}");
+    assert_eq!(shop["variant_text"], shown.as_str(), "{shop}");
+    assert!(text.ends_with(&shown), "{shop}");
+    println!("shop {SHOP}: conversation {conversation_id} in variant {variant}: {text:?}");
+    // Each tag's threshold as the API set it, marked with where it came from; the tag the
+    // profile turns off greyed and never selected.
+    let want_source = if variant == "strict" {
+        "variant"
+    } else {
+        "profile"
+    };
+    assert_eq!(result["threshold_sources"]["Deal-seeker"], want_source);
+    assert_eq!(result["disabled_tags"], json!([DISABLED_TAG]), "{result}");
+    let card = &page_messages(browser)[0];
+    for row in card["rows"].as_array().unwrap() {
+        let tag = row["tag"].as_str().unwrap();
+        let threshold = result["thresholds"][tag].as_f64().unwrap();
+        assert!(
+            (row["threshold"].as_f64().unwrap() - threshold).abs() < 1e-6,
+            "{tag}: {row}"
+        );
+        assert_eq!(row["source"], result["threshold_sources"][tag], "{tag}");
+        let title = row["threshold_title"].as_str().unwrap();
+        let disabled = tag == DISABLED_TAG;
+        assert_eq!(row["disabled"], disabled, "{tag}: {row}");
+        if disabled {
+            assert_eq!(row["selected"], false, "{tag}: {row}");
+            assert!(title.contains("turned off"), "{tag}: {title}");
+            assert!(row["opacity"].as_str().unwrap().parse::<f64>().unwrap() < 1.0);
+        } else {
+            let want = match row["source"].as_str().unwrap() {
+                "variant" => format!("threshold from variant {variant} of experiment {EXPERIMENT}"),
+                "profile" => format!("threshold from shop {SHOP}'s profile"),
+                _ => "the model's threshold".to_owned(),
+            };
+            assert_eq!(title, want, "{tag}");
+        }
+    }
+    assert_no_console_errors(browser);
+    let shot = demo_dir().join("demo-shop.png");
+    browser.save_full_page_screenshot(&shot);
+    println!("screenshot: {}", shot.display());
+
+    // The store fails: the last known profile, and why. Changing the shop starts a new
+    // conversation.
+    api_json(
+        server.addr,
+        "PUT",
+        &format!("/shops/{SHOP_DOWN}/profile"),
+        Some(&json!({"thresholds": {"Deal-seeker": 0.8}})),
+    );
+    server.profiles.down.store(true, Ordering::SeqCst);
+    browser.type_into(&shop_input, SHOP_DOWN);
+    browser.type_into(&input, SHOP_MESSAGE);
+    let new_id = browser.text(&browser.one("[data-testid=conversation-id]"));
+    assert_ne!(new_id, conversation_id, "a new shop, a new conversation");
+    assert!(browser.all("[data-testid=message]").is_empty());
+    browser.click(&send);
+    wait_for_messages(browser, 1);
+    let shop = page_shop(browser);
+    let result = api_json(
+        server.addr,
+        "POST",
+        "/classify-conversation",
+        Some(&json!({"conversation_id": new_id, "shop_id": SHOP_DOWN,
+            "message": "and for the cotton ones?"})),
+    )["message_result"]
+        .clone();
+    server.profiles.down.store(false, Ordering::SeqCst);
+    assert_eq!(result["profile"], "cached", "{result}");
+    let why = result["profile_error"].as_str().expect("a profile_error");
+    assert_eq!(shop["shop"], SHOP_DOWN, "{shop}");
+    assert_eq!(shop["profile"], "cached", "{shop}");
+    assert_eq!(shop["error"], why, "{shop}");
+    assert_eq!(shop["variant"], Value::Null, "no experiment: {shop}");
+    assert_eq!(
+        shop["text"],
+        format!("Shop {SHOP_DOWN} · profile from this instance's cache{why}").as_str(),
+        "{shop}"
+    );
+
+    // A shop without a profile: the model's defaults.
+    browser.type_into(&shop_input, SHOP_NONE);
+    browser.type_into(&input, SHOP_MESSAGE);
+    browser.click(&send);
+    wait_for_messages(browser, 1);
+    let shop = page_shop(browser);
+    assert_eq!(shop["shop"], SHOP_NONE, "{shop}");
+    assert_eq!(shop["profile"], "default", "{shop}");
+    assert_eq!(
+        shop["text"],
+        format!("Shop {SHOP_NONE} · no profile: the model's defaults").as_str(),
+        "{shop}"
+    );
+    assert_eq!(shop["variant"], Value::Null, "{shop}");
+    assert_ne!(
+        browser.text(&browser.one("[data-testid=conversation-id]")),
+        new_id
+    );
+    assert_no_console_errors(browser);
+}
+
+/// The page's shop box: its data, its text, and its variant's.
+fn page_shop(browser: &Browser) -> Value {
+    let script = r#"
+      const box = document.querySelector('[data-testid=shop-profile]');
+      const variant = box.querySelector('[data-testid=shop-variant]');
+      const error = box.querySelector('[data-testid=shop-profile-error]');
+      return {
+        displayed: box.getClientRects().length > 0,
+        shop: box.dataset.shop ?? null,
+        profile: box.dataset.profile ?? null,
+        text: box.textContent,
+        experiment: variant ? variant.dataset.experiment : null,
+        variant: variant ? variant.dataset.variant : null,
+        variant_text: variant ? variant.textContent : null,
+        error: error ? error.textContent : null,
+      };"#;
+    browser.script(script, json!([]))
 }
 
 /// With `DEMO_PAGE=off` there is no page, only the API's JSON 404 that says so.
@@ -435,6 +664,10 @@ fn page_messages(browser: &Browser) -> Vec<Value> {
             confidence: Number(r.dataset.confidence),
             selected: r.dataset.selected === 'true',
             threshold: Number(r.querySelector('[data-testid=threshold-mark]').dataset.threshold),
+            source: r.dataset.thresholdSource,
+            threshold_title: r.querySelector('[data-testid=threshold]').title,
+            disabled: r.dataset.disabled === 'true',
+            opacity: getComputedStyle(r).opacity,
             text: r.innerText,
             weight: getComputedStyle(r).fontWeight,
           })),
@@ -509,18 +742,46 @@ fn demo_dir() -> PathBuf {
 struct Server {
     addr: SocketAddr,
     feedback: Arc<MemoryFeedback>,
+    profiles: Arc<Profiles>,
     runtime: tokio::runtime::Runtime,
+}
+
+/// Shop profiles in memory, whose reads fail while `down` is set.
+#[derive(Default)]
+struct Profiles {
+    store: MemoryProfiles,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl ProfileStore for Profiles {
+    async fn get(&self, shop_id: &str) -> Result<Option<StoredProfile>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the test took it down".into()));
+        }
+        self.store.get(shop_id).await
+    }
+
+    async fn put(&self, shop_id: &str, profile: &StoredProfile) -> Result<(), StoreError> {
+        self.store.put(shop_id, profile).await
+    }
+
+    async fn delete(&self, shop_id: &str) -> Result<bool, StoreError> {
+        self.store.delete(shop_id).await
+    }
 }
 
 impl Server {
     fn start(vars: &[(&str, &str)]) -> Self {
         let feedback = Arc::new(MemoryFeedback::default());
+        let profiles = Arc::new(Profiles::default());
         let tagger = Tagger::new(
             Arc::clone(&router::CLASSIFIER),
             Arc::new(MemoryStore::new()),
             router::config(vars),
         )
-        .with_feedback(Arc::clone(&feedback) as Arc<dyn FeedbackStore>);
+        .with_feedback(Arc::clone(&feedback) as Arc<dyn FeedbackStore>)
+        .with_profiles(Arc::clone(&profiles) as Arc<dyn ProfileStore>);
         let app = tagbeez::api::router(tagger);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -537,6 +798,7 @@ impl Server {
         Self {
             addr,
             feedback,
+            profiles,
             runtime,
         }
     }

@@ -4,7 +4,11 @@
 //! options: the queue in (FIFO, redrive, visibility timeout, the event source mapping), events
 //! out (PutEvents on the one bus, EVENT_BUS_NAME and EVENT_TAGS) and bulk tagging (the one
 //! state machine file, its substitutions and settings, its role), none of which gives a role a
-//! wildcard resource. (Their alarms, dashboard and feedback table are checked in
+//! wildcard resource. And on issue 23's parts: the profile and experiment tables (keys, billing,
+//! encryption, point-in-time recovery, TTL, retention), the function's actions on each, their
+//! names and settings in its environment, and the two execute-api outputs that authorise the
+//! `/shops/*` admin routes apart from the callers' routes. (Their alarms, dashboard and feedback
+//! table are checked in
 //! `tests/deploy_monitoring.rs`, the state machine's definition in `tests/bulk_definition.rs`;
 //! the parsing they use is in `tests/support/deploy.rs`.)
 
@@ -16,8 +20,9 @@ use tagbeez::api::ROUTES;
 mod deploy;
 
 use deploy::{
-    read, sam_parameter, sam_parameter_range, sam_resource, sam_section, sam_statements,
-    ts_check_int, ts_strings, unquote, yaml_child, yaml_values, CONSTRUCT,
+    read, sam_parameter, sam_parameter_range, sam_resource, sam_resources, sam_section,
+    sam_statements, sam_statements_on, ts_check_int, ts_strings, unquote, yaml_child, yaml_values,
+    CONSTRUCT,
 };
 
 /// Settings that only the local server reads: Lambda must not set them. The back-pressure
@@ -120,6 +125,9 @@ const OPTION_SETTINGS: &[(&str, &str)] = &[
         "BulkToleratedFailurePercentage",
         "bulk.toleratedFailurePercentage",
     ),
+    ("ProfileCacheSeconds", "profileCache (seconds)"),
+    ("ProfileTimeoutMs", "profileTimeout (ms)"),
+    ("DriftWindow", "driftWindow"),
 ];
 
 #[test]
@@ -142,6 +150,7 @@ fn sam_and_cdk_options_have_the_same_defaults_and_ranges() {
         ("HotBuyerQueue", "false"),
         ("Bulk", "false"),
         ("BulkBucketName", ""),
+        ("DriftByShop", "on"),
     ] {
         let block = sam_parameter(&template, parameter);
         assert_eq!(
@@ -160,6 +169,7 @@ fn sam_and_cdk_options_have_the_same_defaults_and_ranges() {
         "readonly queue?: boolean | TagbeezQueueOptions;",
         "readonly bulk?: boolean | TagbeezBulkOptions;",
         "readonly hotBuyerQueue?: boolean;",
+        "DRIFT_BY_SHOP: (settings.driftByShop ?? true) ? 'on' : 'off',",
     ] {
         assert!(construct.contains(needle), "{CONSTRUCT} lacks {needle}");
     }
@@ -671,4 +681,364 @@ fn the_bulk_role_is_the_same_least_privilege_set_in_both_files() {
     ] {
         assert!(construct.contains(needle), "{CONSTRUCT} lacks {needle}");
     }
+}
+
+/// A table of the template and of the construct, as issue 23 added them.
+struct TableSpec {
+    sam_id: &'static str,
+    /// The construct's `this.<field> = new dynamodb.Table(`.
+    cdk_field: &'static str,
+    /// (attribute, key type), in KeySchema order; every key attribute is a string.
+    keys: &'static [(&'static str, &'static str)],
+    ttl: Option<&'static str>,
+    variable: &'static str,
+    /// The function's actions on it: the SAM statement's and the construct's constant.
+    actions: &'static [&'static str],
+    cdk_actions: &'static str,
+}
+
+const SHOP_TABLES: &[TableSpec] = &[
+    TableSpec {
+        sam_id: "ProfileTable",
+        cdk_field: "profileTable",
+        keys: &[("shop_id", "HASH")],
+        ttl: None,
+        variable: "PROFILE_TABLE_NAME",
+        actions: &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+        ],
+        cdk_actions: "TAGBEEZ_PROFILE_TABLE_ACTIONS",
+    },
+    TableSpec {
+        sam_id: "ExperimentTable",
+        cdk_field: "experimentTable",
+        keys: &[("pk", "HASH"), ("sk", "RANGE")],
+        ttl: Some("expires_at"),
+        variable: "EXPERIMENT_TABLE_NAME",
+        actions: &["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
+        cdk_actions: "TAGBEEZ_EXPERIMENT_TABLE_ACTIONS",
+    },
+];
+
+#[test]
+fn the_profile_and_experiment_tables_are_the_same_in_both_files() {
+    let template = read("template.yaml");
+    let construct = read(CONSTRUCT);
+    let role = sam_resource(&template, "FunctionRole");
+    let function = sam_resource(&template, "TagbeezFunction");
+    let variables = yaml_child(&function, "Variables");
+    for spec in SHOP_TABLES {
+        let id = spec.sam_id;
+        // SAM: on demand, the keys, encrypted, point-in-time recovery on, TTL as given, retained.
+        let table = sam_resource(&template, id);
+        assert!(table.contains("Type: AWS::DynamoDB::Table"), "{id}");
+        assert!(
+            table.contains("DeletionPolicy: Retain")
+                && table.contains("UpdateReplacePolicy: Retain"),
+            "{id}: retained like the other tables"
+        );
+        assert_eq!(
+            yaml_values(&table, "BillingMode"),
+            ["PAY_PER_REQUEST"],
+            "{id}"
+        );
+        let keys = yaml_child(&table, "KeySchema");
+        let names: Vec<&str> = spec.keys.iter().map(|(name, _)| *name).collect();
+        assert_eq!(yaml_values(&keys, "AttributeName"), names, "{id}");
+        assert_eq!(
+            yaml_values(&keys, "KeyType"),
+            spec.keys.iter().map(|(_, kind)| *kind).collect::<Vec<_>>(),
+            "{id}"
+        );
+        let attributes = yaml_child(&table, "AttributeDefinitions");
+        assert_eq!(yaml_values(&attributes, "AttributeName"), names, "{id}");
+        assert!(yaml_values(&attributes, "AttributeType")
+            .iter()
+            .all(|t| *t == "S"));
+        match spec.ttl {
+            Some(attribute) => {
+                let ttl = yaml_child(&table, "TimeToLiveSpecification");
+                assert_eq!(yaml_values(&ttl, "AttributeName"), [attribute], "{id}");
+                assert_eq!(yaml_values(&ttl, "Enabled"), ["true"], "{id}");
+            }
+            None => assert!(!table.contains("TimeToLiveSpecification"), "{id}: no TTL"),
+        }
+        assert_eq!(
+            yaml_values(&yaml_child(&table, "SSESpecification"), "SSEEnabled"),
+            ["true"],
+            "{id}"
+        );
+        assert_eq!(
+            yaml_values(
+                &yaml_child(&table, "PointInTimeRecoverySpecification"),
+                "PointInTimeRecoveryEnabled"
+            ),
+            ["true"],
+            "{id}"
+        );
+        assert!(!table.contains("GlobalSecondaryIndexes") && !table.contains("TableName:"));
+        // Its name is the function's setting.
+        assert_eq!(
+            yaml_values(&variables, spec.variable),
+            [format!("!Ref {id}").as_str()]
+        );
+        // The function's role: one statement on it, exactly the store's actions.
+        assert_eq!(
+            sam_statements_on(&role, &format!("!GetAtt {id}.Arn")),
+            [spec
+                .actions
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()],
+            "{id}"
+        );
+        // No other resource refers to it.
+        for (other, block) in sam_resources(&template) {
+            if block.contains(id) && other != id {
+                assert!(
+                    ["FunctionRole", "TagbeezFunction"].contains(&other.as_str()),
+                    "{other} refers to {id}"
+                );
+            }
+        }
+
+        // CDK: the same table, the same actions on it alone.
+        assert_eq!(ts_string_array(&construct, spec.cdk_actions), spec.actions);
+        let field = spec.cdk_field;
+        let table = construct
+            .split(&format!("this.{field} = new dynamodb.Table("))
+            .nth(1)
+            .unwrap_or_else(|| panic!("the construct creates this.{field}"))
+            .split("});")
+            .next()
+            .unwrap();
+        let key = |(name, _): &(&str, &str)| {
+            format!("{{ name: '{name}', type: dynamodb.AttributeType.STRING }}")
+        };
+        let mut properties = vec![
+            format!("partitionKey: {}", key(&spec.keys[0])),
+            "billingMode: dynamodb.BillingMode.PAY_PER_REQUEST".to_owned(),
+            "encryption: dynamodb.TableEncryption.AWS_MANAGED".to_owned(),
+            "pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true }".to_owned(),
+            format!("removalPolicy: props.{field}RemovalPolicy ?? RemovalPolicy.RETAIN"),
+        ];
+        if let Some(sort) = spec.keys.get(1) {
+            properties.push(format!("sortKey: {}", key(sort)));
+        }
+        match spec.ttl {
+            Some(attribute) => properties.push(format!("timeToLiveAttribute: '{attribute}'")),
+            None => assert!(!table.contains("timeToLiveAttribute"), "{field}: no TTL"),
+        }
+        assert_eq!(table.matches("Key: ").count(), spec.keys.len(), "{field}");
+        for property in properties {
+            assert!(
+                table.contains(&property),
+                "{CONSTRUCT}: {field} lacks {property}"
+            );
+        }
+        let variable = format!("{}: this.{field}.tableName", spec.variable);
+        assert!(
+            construct.contains(&variable),
+            "{CONSTRUCT} lacks {variable}"
+        );
+        let grant = format!(
+            "actions: [...{}],\n        resources: [this.{field}.tableArn],",
+            spec.cdk_actions
+        );
+        assert!(construct.contains(&grant), "{CONSTRUCT} lacks {grant}");
+        assert_eq!(
+            construct.matches(&format!("this.{field}.tableArn")).count(),
+            1
+        );
+        assert!(!construct.contains(&format!("{field}.grant")));
+    }
+    // The settings that go with them, from the template's parameters and the construct's props.
+    for (variable, parameter, cdk) in [
+        (
+            "PROFILE_CACHE_SECONDS",
+            "ProfileCacheSeconds",
+            "numberText(profileCacheSeconds)",
+        ),
+        (
+            "PROFILE_TIMEOUT_MS",
+            "ProfileTimeoutMs",
+            "numberText(profileTimeoutMs)",
+        ),
+        ("DRIFT_WINDOW", "DriftWindow", "numberText(driftWindow)"),
+        (
+            "DRIFT_BY_SHOP",
+            "DriftByShop",
+            "(settings.driftByShop ?? true) ? 'on' : 'off'",
+        ),
+    ] {
+        assert_eq!(
+            yaml_values(&variables, variable),
+            [format!("!Ref {parameter}").as_str()]
+        );
+        let line = format!("{variable}: {cdk},");
+        assert!(construct.contains(&line), "{CONSTRUCT} lacks {line}");
+    }
+    assert_eq!(
+        yaml_values(&sam_parameter(&template, "DriftByShop"), "AllowedValues"),
+        ["[\"on\", \"off\"]"]
+    );
+}
+
+/// A route's execute-api resource after `<api id>/`, as the construct's `tagbeezRouteResource`:
+/// `$default/<METHOD>/<path without its leading />`, each `{parameter}` a `*`.
+fn route_resource(route: &str) -> String {
+    let (method, path) = route.split_once(' ').unwrap();
+    let mut out = String::new();
+    let mut in_parameter = false;
+    for c in path[1..].chars() {
+        match c {
+            '{' => {
+                in_parameter = true;
+                out.push('*');
+            }
+            '}' => in_parameter = false,
+            _ if in_parameter => {}
+            _ => out.push(c),
+        }
+    }
+    format!("$default/{method}/{out}")
+}
+
+/// IAM's ARN matching: `*` is any run of characters (`/` included), `?` one character.
+fn iam_matches(pattern: &str, value: &str) -> bool {
+    fn go(p: &[u8], v: &[u8]) -> bool {
+        match (p.first(), v.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &v[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &v[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), value.as_bytes())
+}
+
+#[test]
+fn callers_and_operators_get_apart_execute_api_resources_in_both_files() {
+    let template = read("template.yaml");
+    let construct = read(CONSTRUCT);
+    let outputs: BTreeMap<String, String> = sam_section(&template, "Outputs").into_iter().collect();
+    assert!(
+        !outputs.contains_key("ApiExecuteArn"),
+        "no output for every route"
+    );
+    let prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/";
+
+    // The callers': one ARN per route but the /shops/* ones, joined with commas.
+    let callers = outputs
+        .get("CallerExecuteArns")
+        .expect("a CallerExecuteArns output");
+    let value = yaml_child(callers, "Value");
+    assert!(
+        callers.contains("Value: !Join\n      - \",\"\n"),
+        "{callers}"
+    );
+    let sam_callers: Vec<String> = value
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| l.contains("!Sub"))
+        .map(|l| {
+            let l = l.trim_start_matches("- ");
+            let l = l.trim_start_matches("- ");
+            l.strip_prefix("!Sub ")
+                .and_then(|arn| arn.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("not !Sub {prefix}...: {l}"))
+                .to_owned()
+        })
+        .collect();
+    let (admin, caller): (Vec<&str>, Vec<&str>) = ROUTES
+        .iter()
+        .partition(|r| r.split(' ').nth(1).unwrap().starts_with("/shops/"));
+    assert_eq!(
+        admin,
+        [
+            "PUT /shops/{shop_id}/profile",
+            "GET /shops/{shop_id}/profile",
+            "DELETE /shops/{shop_id}/profile",
+            "GET /shops/{shop_id}/experiments/{name}"
+        ]
+    );
+    assert!(caller.contains(&"POST /outcome"));
+    assert_eq!(
+        sam_callers,
+        caller.iter().map(|r| route_resource(r)).collect::<Vec<_>>(),
+        "CallerExecuteArns: every non-admin route, in ROUTES' order"
+    );
+    // The operators': the /shops/* pattern.
+    let operators = outputs
+        .get("OperatorExecuteArn")
+        .expect("an OperatorExecuteArn output");
+    let operator = yaml_values(operators, "Value")[0]
+        .strip_prefix("!Sub ")
+        .and_then(|arn| arn.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("OperatorExecuteArn: {operators}"))
+        .to_owned();
+    assert_eq!(operator, "$default/*/shops/*");
+    // A request's resource, with a concrete value for each path parameter: the callers' ARNs
+    // match every caller route and no admin one (not even with a shop id that looks like
+    // another route), the operators' every admin route and no caller one.
+    for route in ROUTES {
+        let is_admin = admin.contains(route);
+        for value in ["shop-1", "conversation", "x"] {
+            let requested = route_resource(route).replace('*', value);
+            assert_eq!(
+                sam_callers.iter().any(|p| iam_matches(p, &requested)),
+                !is_admin,
+                "callers and {requested}"
+            );
+            assert_eq!(
+                iam_matches(&operator, &requested),
+                is_admin,
+                "operators and {requested}"
+            );
+        }
+    }
+
+    // CDK: the same routes, split the same way, and the same two outputs.
+    assert_eq!(ts_string_array(&construct, "TAGBEEZ_ROUTES"), ROUTES);
+    for needle in [
+        "export const TAGBEEZ_ADMIN_PATH_PREFIX = '/shops/';",
+        "route.split(' ')[1].startsWith(TAGBEEZ_ADMIN_PATH_PREFIX),",
+        "(route) => !TAGBEEZ_ADMIN_ROUTES.includes(route),",
+        "return `$default/${method}/${routePath.slice(1).replace(/\\{[^}]+\\}/g, '*')}`;",
+        "export const TAGBEEZ_OPERATOR_RESOURCE = '$default/*/shops/*';",
+        "callerExecuteArns: TAGBEEZ_CALLER_ROUTES.map((route) => executeArn(tagbeezRouteResource(route))),",
+        "operatorExecuteArn: executeArn(TAGBEEZ_OPERATOR_RESOURCE),",
+        "new CfnOutput(this, 'CallerExecuteArns', {",
+        "value: Fn.join(',', [...this.service.callerExecuteArns]),",
+        "new CfnOutput(this, 'OperatorExecuteArn', {",
+        "value: this.service.operatorExecuteArn,",
+        "resourceArns: [...this.callerExecuteArns],",
+        "resourceArns: [this.operatorExecuteArn],",
+    ] {
+        assert!(construct.contains(needle), "{CONSTRUCT} lacks {needle}");
+    }
+    let stack = read("infra/lib/tagbeez-stack.ts");
+    assert!(stack.contains("new CfnOutput(this, 'CallerExecuteArns'"));
+    // The admin routes are plain routes of the API otherwise: the same authorization type.
+    for route in admin {
+        let id = template_route_id(&template, route);
+        let block = sam_resource(&template, &id);
+        assert_eq!(
+            yaml_values(&block, "AuthorizationType"),
+            ["!Ref AuthType"],
+            "{id}"
+        );
+    }
+}
+
+/// The logical id of the template's route with this RouteKey.
+fn template_route_id(template: &str, route: &str) -> String {
+    sam_resources(template)
+        .into_iter()
+        .find(|(_, block)| block.contains(&format!("RouteKey: {route}\n")))
+        .unwrap_or_else(|| panic!("template.yaml has no route {route}"))
+        .0
 }

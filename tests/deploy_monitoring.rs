@@ -1,9 +1,12 @@
 //! The deployment files' monitoring agrees with the code (issue 11): the SAM template and the
-//! CDK construct define the same alarms (the contract's four, and the two that come with the
-//! queue and event options, issue 22) and the same dashboard over the service's metric names
-//! only, and the same feedback table (TTL, encryption, PutItem-only access). The parsing
-//! of both files is in `tests/support/deploy.rs`. (`infra/test/` checks the synthesized CDK
-//! template against the construct's route list, alarm and dashboard specs.)
+//! CDK construct define the same alarms (the contract's four, the two that come with the
+//! queue and event options, issue 22, and the drift alarms, issue 23: anomaly detection on each
+//! model tag's selection rate and on the no-tag rate) and the same dashboard over the service's
+//! metric names only, and the same feedback table (TTL, encryption, PutItem-only access). The
+//! tags the template names in its drift alarms and dashboard row are exactly model/labels.json's
+//! (the construct reads that file at synth time). The parsing of both files is in
+//! `tests/support/deploy.rs`. (`infra/test/` checks the synthesized CDK template against the
+//! construct's route list, alarm and dashboard specs.)
 
 use std::collections::BTreeSet;
 
@@ -11,8 +14,9 @@ use std::collections::BTreeSet;
 mod deploy;
 
 use deploy::{
-    cdk_alarms, cdk_dashboard, read, sam_alarms, sam_dashboard, sam_resource, sam_resources,
-    sam_statements_on, ts_const_block, ts_strings, yaml_child, yaml_values, CONSTRUCT,
+    cdk_alarms, cdk_dashboard, model_tags, pascal_case, read, sam_alarms, sam_dashboard,
+    sam_resource, sam_resources, sam_statements_on, ts_const_block, ts_strings, yaml_child,
+    yaml_values, Alarm, CONSTRUCT,
 };
 
 /// The service's metric names: what `src/telemetry` records.
@@ -20,6 +24,15 @@ const METRICS: &[&str] = tagbeez::telemetry::names::ALL;
 
 /// The metrics that are also written with no dimensions (what the alarms read).
 const ROLLUPS: &[&str] = tagbeez::telemetry::names::ROLLUPS;
+
+/// The metrics that are also written with exactly the dimension set `[tag]` (what the drift
+/// alarms and the dashboard's drift row read).
+const TAG_ROLLUPS: &[&str] = tagbeez::telemetry::names::TAG_ROLLUPS;
+
+/// A drift alarm: anomaly detection (a band, no static threshold).
+fn is_drift(alarm: &Alarm) -> bool {
+    alarm.threshold_metric_id.is_some()
+}
 
 /// The AWS/Lambda metrics (FunctionName dimension) the deployment files may use.
 const LAMBDA_METRICS: &[&str] = &["Throttles"];
@@ -30,8 +43,9 @@ const SQS_METRICS: &[&str] = &["ApproximateNumberOfMessagesVisible"];
 #[test]
 fn sam_and_cdk_define_the_same_alarms() {
     let sam = sam_alarms(&read("template.yaml"));
-    let cdk = cdk_alarms(&read(CONSTRUCT));
+    let cdk = cdk_alarms(&read(CONSTRUCT), &model_tags());
     assert_eq!(sam, cdk);
+    let (drift, sam): (Vec<Alarm>, Vec<Alarm>) = sam.into_iter().partition(is_drift);
     let names: Vec<&str> = sam.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names,
@@ -43,6 +57,16 @@ fn sam_and_cdk_define_the_same_alarms() {
             "store-errors",
             "throttles"
         ]
+    );
+    let mut expected_drift: Vec<String> = model_tags()
+        .iter()
+        .map(|tag| format!("selection-rate-{tag}"))
+        .chain(["no-tag-rate".to_owned()])
+        .collect();
+    expected_drift.sort();
+    assert_eq!(
+        drift.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+        expected_drift
     );
     // The contract's four are always there; the other two come with their option.
     let always: Vec<&str> = sam
@@ -69,23 +93,26 @@ fn sam_and_cdk_define_the_same_alarms() {
         Some("100 * FILL(errors, 0) / requests")
     );
     assert_eq!(
-        (error_rate.stat.as_str(), error_rate.threshold.as_str()),
-        ("Sum", "1")
+        (error_rate.stat.as_str(), error_rate.threshold.as_deref()),
+        ("Sum", Some("1"))
     );
     let p99 = by_name("p99-latency");
     assert_eq!(
         p99.metrics,
         [(String::new(), "tagbeez_request_latency_ms".into())]
     );
-    assert_eq!((p99.stat.as_str(), p99.threshold.as_str()), ("p99", "1000"));
+    assert_eq!(
+        (p99.stat.as_str(), p99.threshold.as_deref()),
+        ("p99", Some("1000"))
+    );
     let store = by_name("store-errors");
     assert_eq!(
         store.metrics,
         [(String::new(), "tagbeez_store_errors".into())]
     );
     assert_eq!(
-        (store.stat.as_str(), store.threshold.as_str()),
-        ("Sum", "5")
+        (store.stat.as_str(), store.threshold.as_deref()),
+        ("Sum", Some("5"))
     );
     let throttles = by_name("throttles");
     assert_eq!(throttles.metrics, [(String::new(), "Throttles".into())]);
@@ -93,9 +120,9 @@ fn sam_and_cdk_define_the_same_alarms() {
         (
             throttles.namespace.as_str(),
             throttles.stat.as_str(),
-            throttles.threshold.as_str()
+            throttles.threshold.as_deref()
         ),
-        ("AWS/Lambda", "Sum", "0")
+        ("AWS/Lambda", "Sum", Some("0"))
     );
     // Events lost: the rollup, any in 5 minutes, with the event bus.
     let lost = by_name("events-lost");
@@ -108,9 +135,9 @@ fn sam_and_cdk_define_the_same_alarms() {
             lost.namespace.as_str(),
             lost.condition.as_deref(),
             lost.stat.as_str(),
-            lost.threshold.as_str()
+            lost.threshold.as_deref()
         ),
-        ("service", Some("events"), "Sum", "0")
+        ("service", Some("events"), "Sum", Some("0"))
     );
     // Dead letters: any message visible in the dead-letter queue, with the queue.
     let dead = by_name("dead-letters");
@@ -123,12 +150,14 @@ fn sam_and_cdk_define_the_same_alarms() {
             dead.namespace.as_str(),
             dead.condition.as_deref(),
             dead.stat.as_str(),
-            dead.threshold.as_str()
+            dead.threshold.as_deref()
         ),
-        ("AWS/SQS", Some("queue"), "Maximum", "0")
+        ("AWS/SQS", Some("queue"), "Maximum", Some("0"))
     );
     for alarm in &sam {
         assert_eq!(alarm.period, "300", "{}", alarm.name);
+        assert_eq!(alarm.threshold_metric_id, None, "{}", alarm.name);
+        assert!(alarm.dimensions.is_empty(), "{}: a rollup", alarm.name);
         assert_eq!(alarm.comparison, "GreaterThanThreshold", "{}", alarm.name);
         assert_eq!(alarm.treat_missing_data, "notBreaching", "{}", alarm.name);
         assert_eq!(
@@ -157,16 +186,113 @@ fn sam_and_cdk_define_the_same_alarms() {
 }
 
 #[test]
+fn the_drift_alarms_are_anomaly_bands_on_each_model_tag_and_the_no_tag_rate() {
+    let template = read("template.yaml");
+    let tags = model_tags();
+    let drift: Vec<Alarm> = sam_alarms(&template).into_iter().filter(is_drift).collect();
+    assert_eq!(drift.len(), tags.len() + 1, "{drift:?}");
+    // The tags the template names: exactly model/labels.json's, each once.
+    let mut named: Vec<String> = drift
+        .iter()
+        .flat_map(|a| a.dimensions.iter())
+        .map(|(name, value)| {
+            assert_eq!(name, "tag");
+            value.clone()
+        })
+        .collect();
+    named.sort();
+    let mut expected = tags.clone();
+    expected.sort();
+    assert_eq!(
+        named, expected,
+        "template.yaml's drift alarms and model/labels.json"
+    );
+    for alarm in &drift {
+        let per_tag = alarm.name.starts_with("selection-rate-");
+        let metric = if per_tag {
+            "tagbeez_selection_rate"
+        } else {
+            "tagbeez_no_tag_rate"
+        };
+        assert_eq!(alarm.metrics, [("m1".to_owned(), metric.to_owned())]);
+        assert_eq!(
+            alarm.expression.as_deref(),
+            Some("ANOMALY_DETECTION_BAND(m1, 2)")
+        );
+        assert_eq!(alarm.threshold_metric_id.as_deref(), Some("band"));
+        assert_eq!(alarm.threshold, None);
+        assert_eq!(alarm.comparison, "LessThanLowerOrGreaterThanUpperThreshold");
+        assert_eq!(
+            (alarm.stat.as_str(), alarm.period.as_str()),
+            ("Average", "3600")
+        );
+        assert_eq!(
+            (
+                alarm.evaluation_periods.as_str(),
+                alarm.datapoints_to_alarm.as_str(),
+                alarm.treat_missing_data.as_str()
+            ),
+            ("3", "3", "notBreaching")
+        );
+        assert_eq!(alarm.namespace, "service");
+        assert_eq!(alarm.condition, None);
+        if per_tag {
+            let tag = alarm.name.strip_prefix("selection-rate-").unwrap();
+            assert_eq!(alarm.dimensions, [("tag".to_owned(), tag.to_owned())]);
+            assert_eq!(alarm.id, format!("SelectionRate{}", pascal_case(tag)));
+            assert!(TAG_ROLLUPS.contains(&metric), "{metric}: no [tag] series");
+        } else {
+            assert!(alarm.dimensions.is_empty());
+            assert_eq!(alarm.id, "NoTagRate");
+            assert!(ROLLUPS.contains(&metric), "{metric}: no rollup");
+        }
+        // Both the metric and the band are returned (CloudWatch needs both for a band alarm).
+        let block = sam_resource(&template, &format!("{}Alarm", alarm.id));
+        assert_eq!(
+            yaml_values(&block, "ReturnData"),
+            ["true", "true"],
+            "{}",
+            alarm.id
+        );
+        assert_eq!(yaml_values(&block, "Id"), ["m1", "band"], "{}", alarm.id);
+    }
+
+    // The construct names no tag itself: it reads model/labels.json at synth time (or takes
+    // the driftTags prop), and expands its perTag specs over those tags.
+    let construct = read(CONSTRUCT);
+    for needle in [
+        "this.driftTags = checkedDriftTags(props.driftTags);",
+        "const tags = given ?? known;",
+        "const known = modelTags();",
+        "readFileSync(path.join(root, 'model', 'labels.json'), 'utf8')",
+        "tags: this.driftTags,",
+    ] {
+        assert!(construct.contains(needle), "{CONSTRUCT} lacks {needle}");
+    }
+    for block in ["TAGBEEZ_DRIFT_ALARMS", "TAGBEEZ_DASHBOARD"] {
+        let text = ts_const_block(&construct, block);
+        for tag in &tags {
+            assert!(
+                !text.contains(&format!("'{tag}'")),
+                "{CONSTRUCT} {block} names the tag {tag}: take it from model/labels.json"
+            );
+        }
+    }
+}
+
+#[test]
 fn sam_and_cdk_define_the_same_dashboard() {
     let template = read("template.yaml");
+    let tags = model_tags();
     let sam = sam_dashboard(&template);
-    let cdk = cdk_dashboard(&read(CONSTRUCT));
+    let cdk = cdk_dashboard(&read(CONSTRUCT), &tags);
     assert_eq!(sam, cdk);
     // The four alarms first, then the graphs. Not the alarms that come with an option: the
     // dashboard is the same whatever the options, and cannot name a resource that may not exist.
+    // Nor the drift alarms: the drift row draws their metrics.
     let alarm_ids: Vec<String> = sam_alarms(&template)
         .into_iter()
-        .filter(|a| a.condition.is_none())
+        .filter(|a| a.condition.is_none() && !is_drift(a))
         .map(|a| a.id)
         .collect();
     let mut shown: Vec<String> = sam.iter().filter_map(|w| w.alarm.clone()).collect();
@@ -181,15 +307,64 @@ fn sam_and_cdk_define_the_same_dashboard() {
     for widget in &sam {
         for series in &widget.series {
             if series.namespace == "service" && series.search.is_none() {
-                assert!(
-                    ROLLUPS.contains(&series.metric.as_str()),
-                    "{}: {} has no no-dimension rollup: draw it with SEARCH",
-                    widget.title,
-                    series.metric
-                );
+                let tag_only = series.dimensions.len() == 1 && series.dimensions[0].0 == "tag";
+                if tag_only {
+                    assert!(
+                        TAG_ROLLUPS.contains(&series.metric.as_str()),
+                        "{}: {} has no [tag] series: draw it with SEARCH",
+                        widget.title,
+                        series.metric
+                    );
+                    assert_eq!(
+                        series.label.as_deref(),
+                        Some(series.dimensions[0].1.as_str())
+                    );
+                } else {
+                    assert!(
+                        series.dimensions.is_empty(),
+                        "{}: {}: {:?}",
+                        widget.title,
+                        series.metric,
+                        series.dimensions
+                    );
+                    assert!(
+                        ROLLUPS.contains(&series.metric.as_str()),
+                        "{}: {} has no no-dimension rollup: draw it with SEARCH",
+                        widget.title,
+                        series.metric
+                    );
+                }
             }
         }
     }
+    // The drift row: the selection rate and the PSI of exactly model/labels.json's tags, in
+    // its order, and the no-tag rate.
+    for (metric, stat) in [
+        ("tagbeez_selection_rate", "Average"),
+        ("tagbeez_psi", "Maximum"),
+    ] {
+        let lines: Vec<String> = sam
+            .iter()
+            .flat_map(|w| &w.series)
+            .filter(|s| s.metric == metric)
+            .map(|s| {
+                assert_eq!(s.stat, stat, "{metric}");
+                assert_eq!(s.dimensions.len(), 1, "{metric}: {:?}", s.dimensions);
+                s.dimensions[0].1.clone()
+            })
+            .collect();
+        assert_eq!(
+            lines, tags,
+            "template.yaml's {metric} lines and model/labels.json"
+        );
+    }
+    let no_tag: Vec<&str> = sam
+        .iter()
+        .flat_map(|w| &w.series)
+        .filter(|s| s.metric == "tagbeez_no_tag_rate")
+        .map(|s| s.stat.as_str())
+        .collect();
+    assert_eq!(no_tag, ["Average"]);
 }
 
 /// Every `tagbeez_*` word of a text.
@@ -231,9 +406,10 @@ fn every_metric_the_deployment_files_name_is_in_the_contract() {
         }
     }
     // And what the alarms and dashboards actually use, the AWS/Lambda ones included.
+    let tags = model_tags();
     let alarms = sam_alarms(&template)
         .into_iter()
-        .chain(cdk_alarms(&construct));
+        .chain(cdk_alarms(&construct, &tags));
     let alarm_metrics = alarms.flat_map(|a| {
         a.metrics
             .into_iter()
@@ -241,7 +417,7 @@ fn every_metric_the_deployment_files_name_is_in_the_contract() {
     });
     let series = sam_dashboard(&template)
         .into_iter()
-        .chain(cdk_dashboard(&construct))
+        .chain(cdk_dashboard(&construct, &tags))
         .flat_map(|w| w.series)
         .map(|s| (s.namespace, s.metric));
     for (namespace, metric) in alarm_metrics.chain(series) {
@@ -272,7 +448,7 @@ fn every_metric_the_deployment_files_name_is_in_the_contract() {
 fn every_contract_metric_is_on_both_dashboards() {
     for (file, widgets) in [
         ("template.yaml", sam_dashboard(&read("template.yaml"))),
-        (CONSTRUCT, cdk_dashboard(&read(CONSTRUCT))),
+        (CONSTRUCT, cdk_dashboard(&read(CONSTRUCT), &model_tags())),
     ] {
         let shown: BTreeSet<String> = widgets
             .into_iter()

@@ -233,7 +233,7 @@ async fn concurrent_writers_lose_no_message_in_dynamodb() {
     let out_of_order = (2..=200u64)
         .filter(|&v| entry_of(v).at < entry_of(v - 1).at)
         .count();
-    let stored = tagger.conversation("busy").await.unwrap();
+    let stored = tagger.conversation("busy", None).await.unwrap();
     assert_eq!(stored.version, 200);
     let snippets: Vec<String> = stored.entries.iter().map(|e| e.snippet.clone()).collect();
     assert_eq!(snippets, (196..=200).map(message_of).collect::<Vec<_>>());
@@ -436,7 +436,7 @@ async fn expired_items_are_absent_until_ttl_deletes_them() {
 
     let tagger = tagger(store, &[]);
     assert!(matches!(
-        tagger.conversation("old").await,
+        tagger.conversation("old", None).await,
         Err(ServiceError::ConversationNotFound(_))
     ));
     let outcome = tagger
@@ -518,9 +518,9 @@ async fn measure_calls_and_added_latency() {
     // The other routes' calls: GET /conversation, DELETE /conversation, GET /health.
     let other = Counting::over(dynamo.inner.clone());
     let t = tagger(other.clone(), &[]);
-    t.conversation("measure").await.unwrap();
+    t.conversation("measure", None).await.unwrap();
     let reads = other.counts.calls();
-    t.clear_conversation("measure").await.unwrap();
+    t.clear_conversation("measure", None).await.unwrap();
     let deletes = other.counts.calls() - reads;
     t.health().await;
     let pings = other.counts.calls() - reads - deletes;

@@ -34,6 +34,31 @@ fn ref_to(name: &str) -> Value {
 /// Every operation, with every status it can answer.
 const OPERATIONS: &[(&str, &str, &[&str])] = &[
     (
+        "/outcome",
+        "post",
+        &["200", "201", "400", "413", "415", "500", "503"],
+    ),
+    (
+        "/shops/{shop_id}/profile",
+        "put",
+        &["200", "400", "403", "413", "415", "500", "503"],
+    ),
+    (
+        "/shops/{shop_id}/profile",
+        "get",
+        &["200", "400", "403", "404", "500", "503"],
+    ),
+    (
+        "/shops/{shop_id}/profile",
+        "delete",
+        &["200", "400", "403", "500", "503"],
+    ),
+    (
+        "/shops/{shop_id}/experiments/{name}",
+        "get",
+        &["200", "400", "403", "404", "500", "503"],
+    ),
+    (
         "/classify-message",
         "post",
         &["200", "400", "413", "415", "500", "503"],
@@ -249,9 +274,15 @@ async fn links_chain_a_conversation_write_to_its_read_and_delete() {
                 "{link}"
             );
             assert_eq!(&link["operationId"], target);
+            // The shop travels with the id: a shop's conversation is found only with it.
+            let shop = if path == "/classify-conversation" {
+                "$request.body#/shop_id"
+            } else {
+                "$request.query.shop_id"
+            };
             assert_eq!(
                 link["parameters"],
-                json!({ "id": "$response.body#/conversation_id" })
+                json!({ "id": "$response.body#/conversation_id", "shop_id": shop })
             );
             let (target_path, _) = operations[target.as_str().unwrap()];
             assert_eq!(target_path, "/conversation/{id}");

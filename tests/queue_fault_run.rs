@@ -224,6 +224,7 @@ async fn the_eventbridge_fault_proxy_refuses_one_entry_or_the_whole_call() {
                     confidence: 0.9,
                 }],
                 conversation_tag: None,
+                shop_id: None,
                 model_version: "test".into(),
                 at: 1,
             })

@@ -61,7 +61,7 @@ async fn concurrent_writers_lose_no_message() {
         (1..=200).collect::<Vec<u64>>(),
         "each write got its own version"
     );
-    let stored = tagger.conversation("busy").await.unwrap();
+    let stored = tagger.conversation("busy", None).await.unwrap();
     assert_eq!(stored.version, 200);
     assert_eq!(stored.entries.len(), 5);
 }

@@ -5,7 +5,7 @@
 //   corsAllowOrigins  comma-separated origins allowed by CORS (default: none)
 //   accessLogging     true (default) or false: API access log group /aws/apigateway/<stack name>
 //   bootstrapDir      folder holding the Lambda `bootstrap` (default: ../target/lambda/tagbeez)
-//   alarmTopicArn     SNS topic ARN the four alarms notify (default: none, no alarm actions)
+//   alarmTopicArn     SNS topic ARN the alarms notify (default: none, no alarm actions)
 //   metricsNamespace  CloudWatch namespace of the service's metrics (default tagbeez)
 //   demoPage          on or off (default): serve GET /demo from the function
 //   queue             true or false (default): the SQS queue in, its dead-letter queue and mapping

@@ -12,12 +12,18 @@ export interface TagbeezSeriesSpec {
   readonly metric: string;
   readonly stat: string;
   /**
-   * Draw it with a SEARCH over exactly these dimension names, one line per value; without it,
-   * the no-dimension rollup.
+   * Draw it with a SEARCH over exactly these dimension names, one line per value (`[]`: the
+   * metric's only series, which has no dimensions, for a metric recorded without labels that is
+   * not a rollup); without it, the no-dimension rollup.
    */
   readonly search?: readonly string[];
   /** `AWS/Lambda`: the function's own metric (FunctionName dimension). @default - the service's namespace */
   readonly namespace?: 'AWS/Lambda';
+  /**
+   * One line per tag of the model (the service's `driftTags`, model/labels.json by default), on
+   * the metric's `[tag]` series, labelled by the tag.
+   */
+  readonly perTag?: boolean;
   /** The line's label (rollups and Lambda metrics; SEARCH lines are labelled by CloudWatch). */
   readonly label?: string;
   /** On the right axis. */
@@ -34,9 +40,11 @@ export interface TagbeezWidgetSpec {
 
 /**
  * The dashboard, in order: the four alarms, then three graphs a row (as `template.yaml`'s
- * Dashboard, which tests/deploy_monitoring.rs compares with this). The alarms that come with an
- * option are not on it (the SAM template's dashboard cannot name a resource that may not exist);
- * the events and queue graphs are, and stay empty while their option is off.
+ * Dashboard, which tests/deploy_monitoring.rs compares with this), the row before last shops and
+ * experiments, the last row drift. The alarms that come with an option are not on it (the SAM
+ * template's dashboard cannot name a resource that may not exist), nor are the drift alarms (the
+ * drift row draws their metrics); the events and queue graphs are, and stay empty while their
+ * option is off.
  */
 export const TAGBEEZ_DASHBOARD: readonly TagbeezWidgetSpec[] = [
   { title: 'Error rate (%) > 1 over 5 min', alarm: 'ErrorRate' },
@@ -134,6 +142,50 @@ export const TAGBEEZ_DASHBOARD: readonly TagbeezWidgetSpec[] = [
       { metric: 'tagbeez_redactions', stat: 'Sum', search: ['kind'] },
     ],
   },
+  {
+    title: 'Probabilities by tag and bin, 0-9 (Sum)',
+    series: [
+      { metric: 'tagbeez_probability_bin', stat: 'Sum', search: ['bin', 'tag'] },
+    ],
+  },
+  {
+    title: 'Shops: profile reads by how (left) and experiment exposures lost (right), Sum',
+    series: [
+      { metric: 'tagbeez_profile_reads', stat: 'Sum', search: ['how'] },
+      { metric: 'tagbeez_exposures_lost', stat: 'Sum', search: [], right: true },
+    ],
+  },
+  {
+    title: 'Experiments: outcomes by outcome, experiment and variant (Sum)',
+    series: [
+      { metric: 'tagbeez_outcomes', stat: 'Sum', search: ['experiment', 'outcome', 'variant'] },
+    ],
+  },
+  {
+    title: 'Experiments: messages (left) and tags selected (right) by experiment and variant, Sum',
+    series: [
+      { metric: 'tagbeez_experiment_messages', stat: 'Sum', search: ['experiment', 'variant'] },
+      { metric: 'tagbeez_experiment_tags_selected', stat: 'Sum', search: ['experiment', 'variant'], right: true },
+    ],
+  },
+  {
+    title: 'Drift: selection rate by tag (Average)',
+    series: [
+      { metric: 'tagbeez_selection_rate', stat: 'Average', perTag: true },
+    ],
+  },
+  {
+    title: 'Drift: no-tag rate (Average)',
+    series: [
+      { metric: 'tagbeez_no_tag_rate', stat: 'Average', label: 'no tag' },
+    ],
+  },
+  {
+    title: 'Drift: population stability index by tag (Maximum)',
+    series: [
+      { metric: 'tagbeez_psi', stat: 'Maximum', perTag: true },
+    ],
+  },
 ];
 
 /** What the dashboard shows, and its name. */
@@ -146,6 +198,8 @@ export interface TagbeezDashboardOptions {
   readonly function: lambda.IFunction;
   /** The alarms by TAGBEEZ_ALARMS id, for the alarm widgets. */
   readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
+  /** The model's tags, for the `perTag` series. */
+  readonly tags: readonly string[];
 }
 
 /** The dashboard of TAGBEEZ_DASHBOARD: a row of alarm widgets, then the graphs three a row. */
@@ -171,15 +225,28 @@ export function createDashboard(scope: Construct, options: TagbeezDashboardOptio
 /** A graph of the widget's series, each on its axis. */
 function graphWidget(widget: TagbeezWidgetSpec, options: TagbeezDashboardOptions, period: Duration): cloudwatch.IWidget {
   const all = widget.series ?? [];
-  const series = (s: TagbeezSeriesSpec): cloudwatch.IMetric => seriesMetric(s, options, period);
+  const series = (s: TagbeezSeriesSpec): cloudwatch.IMetric[] =>
+    s.perTag ? options.tags.map((tag) => tagMetric(s, tag, options, period)) : [seriesMetric(s, options, period)];
   return new cloudwatch.GraphWidget({
     title: widget.title,
     width: 8,
     height: 6,
     period,
     stacked: false,
-    left: all.filter((s) => !s.right).map(series),
-    right: all.filter((s) => s.right).map(series),
+    left: all.filter((s) => !s.right).flatMap(series),
+    right: all.filter((s) => s.right).flatMap(series),
+  });
+}
+
+/** One line of a `perTag` series: the metric's `[tag]` series of `tag`, labelled by the tag. */
+function tagMetric(s: TagbeezSeriesSpec, tag: string, options: TagbeezDashboardOptions, period: Duration): cloudwatch.IMetric {
+  return new cloudwatch.Metric({
+    namespace: options.namespace,
+    metricName: s.metric,
+    dimensionsMap: { tag },
+    statistic: s.stat,
+    label: tag,
+    period,
   });
 }
 

@@ -85,8 +85,9 @@ export function createFunctionLogGroup(scope: Construct, retention: logs.Retenti
  *
  * An explicit role, as in the SAM template: the one lambda.Function would create carries
  * AWSLambdaBasicExecutionRole (logs on every log group in the account). This one has no managed
- * policies, and may only write its own log group, use the conversation table's items and add
- * feedback items (the queue and the event bus add theirs when they are on).
+ * policies, and may only write its own log group, use the conversation table's items, add
+ * feedback items and use the profile and experiment tables as their stores do (the queue and the
+ * event bus add theirs when they are on).
  */
 export function createFunctionRole(scope: Construct, tables: TagbeezTables, logGroup: logs.LogGroup): iam.Role {
   const role = new iam.Role(scope, 'FunctionRole', {

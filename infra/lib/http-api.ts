@@ -1,5 +1,6 @@
 // The HTTP API in front of the function: the service's routes, each with the chosen
-// authorization, a throttled `$default` stage and (by default) an access log group.
+// authorization, a throttled `$default` stage and (by default) an access log group; and the
+// execute-api resources of the two kinds of principal that call it, callers and operators.
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
@@ -22,6 +23,11 @@ export const TAGBEEZ_ROUTES = [
   'GET /conversation/{id}',
   'DELETE /conversation/{id}',
   'POST /feedback',
+  'POST /outcome',
+  'PUT /shops/{shop_id}/profile',
+  'GET /shops/{shop_id}/profile',
+  'DELETE /shops/{shop_id}/profile',
+  'GET /shops/{shop_id}/experiments/{name}',
   'GET /health',
   'GET /metrics',
   'GET /demo',
@@ -30,6 +36,40 @@ export const TAGBEEZ_ROUTES = [
 ] as const;
 
 export type TagbeezRouteKey = (typeof TAGBEEZ_ROUTES)[number];
+
+/** The path prefix of the admin routes: shop profiles and experiment reports. */
+export const TAGBEEZ_ADMIN_PATH_PREFIX = '/shops/';
+
+/**
+ * The admin routes (TAGBEEZ_ROUTES under `/shops/`): operators' routes, authorised apart from the
+ * callers' (with `AWS_IAM`, execute-api:Invoke on `operatorExecuteArn` rather than
+ * `callerExecuteArns`), so that a shop's backend allowed the callers' routes cannot rewrite
+ * profiles.
+ */
+export const TAGBEEZ_ADMIN_ROUTES: readonly TagbeezRouteKey[] = TAGBEEZ_ROUTES.filter((route) =>
+  route.split(' ')[1].startsWith(TAGBEEZ_ADMIN_PATH_PREFIX),
+);
+
+/** The callers' routes: every route but the admin ones. */
+export const TAGBEEZ_CALLER_ROUTES: readonly TagbeezRouteKey[] = TAGBEEZ_ROUTES.filter(
+  (route) => !TAGBEEZ_ADMIN_ROUTES.includes(route),
+);
+
+/**
+ * The execute-api resource path of a route on the `$default` stage, after `<api id>/`:
+ * `$default/<METHOD>/<path without its leading />`, each path parameter a `*`
+ * (`GET /conversation/{id}` is `$default/GET/conversation/*`, `GET /` is `$default/GET/`).
+ */
+export function tagbeezRouteResource(route: string): string {
+  const [method, routePath] = route.split(' ');
+  return `$default/${method}/${routePath.slice(1).replace(/\{[^}]+\}/g, '*')}`;
+}
+
+/**
+ * The operators' execute-api resource path after `<api id>/`: every method of every path under
+ * `/shops/` on the `$default` stage.
+ */
+export const TAGBEEZ_OPERATOR_RESOURCE = '$default/*/shops/*';
 
 /** How callers of the HTTP API authenticate. */
 export type TagbeezAuthType = 'AWS_IAM' | 'NONE';
@@ -88,6 +128,10 @@ export interface TagbeezHttpApi {
   readonly httpApi: apigwv2.HttpApi;
   readonly stage: apigwv2.HttpStage;
   readonly accessLogGroup?: logs.LogGroup;
+  /** The execute-api ARNs of TAGBEEZ_CALLER_ROUTES, one per route. */
+  readonly callerExecuteArns: string[];
+  /** The execute-api ARN pattern of the admin routes (TAGBEEZ_OPERATOR_RESOURCE). */
+  readonly operatorExecuteArn: string;
 }
 
 /** The HTTP API of the service `scope`, with TAGBEEZ_ROUTES to `options.function`. */
@@ -104,7 +148,20 @@ export function createHttpApi(scope: Construct, options: TagbeezHttpApiOptions):
     : undefined;
   const stage = addDefaultStage(scope, httpApi, throttling, accessLogGroup);
   addRoutes(httpApi, options.function, options.authType);
-  return { httpApi, stage, accessLogGroup };
+  const executeArn = (resource: string): string =>
+    Stack.of(scope).formatArn({
+      service: 'execute-api',
+      resource: httpApi.apiId,
+      resourceName: resource,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+  return {
+    httpApi,
+    stage,
+    accessLogGroup,
+    callerExecuteArns: TAGBEEZ_CALLER_ROUTES.map((route) => executeArn(tagbeezRouteResource(route))),
+    operatorExecuteArn: executeArn(TAGBEEZ_OPERATOR_RESOURCE),
+  };
 }
 
 /** CORS for browsers on `allowOrigins`, with what SigV4-signed calls send. */
@@ -115,6 +172,7 @@ function corsPreflight(allowOrigins: string[]): apigwv2.CorsPreflightOptions {
     allowMethods: [
       apigwv2.CorsHttpMethod.GET,
       apigwv2.CorsHttpMethod.POST,
+      apigwv2.CorsHttpMethod.PUT,
       apigwv2.CorsHttpMethod.DELETE,
     ],
     // content-type for JSON bodies; the rest are what SigV4-signed browser calls send.

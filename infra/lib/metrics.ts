@@ -27,6 +27,15 @@ export const TAGBEEZ_METRICS = [
   'tagbeez_events_lost',
   'tagbeez_queue_failures',
   'tagbeez_redactions',
+  'tagbeez_probability_bin',
+  'tagbeez_selection_rate',
+  'tagbeez_no_tag_rate',
+  'tagbeez_psi',
+  'tagbeez_profile_reads',
+  'tagbeez_exposures_lost',
+  'tagbeez_outcomes',
+  'tagbeez_experiment_messages',
+  'tagbeez_experiment_tags_selected',
 ] as const;
 
 export type TagbeezMetricName = (typeof TAGBEEZ_METRICS)[number];
@@ -43,7 +52,14 @@ export const TAGBEEZ_ROLLUP_METRICS: readonly TagbeezMetricName[] = [
   'tagbeez_overload_rejections',
   'tagbeez_events_lost',
   'tagbeez_queue_failures',
+  'tagbeez_no_tag_rate',
 ];
+
+/**
+ * The metrics that are also written with exactly the dimension set `[tag]` (no model version, no
+ * shop): the per-tag series the drift alarms and the dashboard's drift row read.
+ */
+export const TAGBEEZ_TAG_ROLLUP_METRICS: readonly TagbeezMetricName[] = ['tagbeez_selection_rate', 'tagbeez_psi'];
 
 /**
  * A SEARCH expression over the service's metric `metric` with exactly the dimensions `dims`.

@@ -104,12 +104,39 @@ export interface TagbeezServiceProps extends TagbeezSettings {
   readonly feedbackTableRemovalPolicy?: RemovalPolicy;
 
   /**
-   * ARN of an SNS topic that the four alarms notify when they go into ALARM and back to OK
-   * (a standard topic; CloudWatch cannot notify FIFO topics).
+   * What happens to the shop profile table when it leaves the stack. The default keeps it: the
+   * profiles are operators' configuration, with no other copy.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly profileTableRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * What happens to the experiment table (threshold experiments' exposures and outcomes) when it
+   * leaves the stack. The default keeps it, like the other tables; TTL empties a retained table.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly experimentTableRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * ARN of an SNS topic that the alarms (the four, the options' and the drift alarms) notify
+   * when they go into ALARM and back to OK (a standard topic; CloudWatch cannot notify FIFO
+   * topics).
    *
    * @default - no alarm actions: the alarms only change state
    */
   readonly alarmTopicArn?: string;
+
+  /**
+   * The model's tags, for the drift alarms (one anomaly detection alarm on
+   * `tagbeez_selection_rate` per tag) and the dashboard's drift row. Each must be a tag of the
+   * shipped model when `model/labels.json` can be read.
+   *
+   * @default - the `tags` of the repository's `model/labels.json`, read at synth time (outside
+   * the repository, where there is none, this prop is required)
+   */
+  readonly driftTags?: string[];
 
   /**
    * Prefix of the alarms' names (`<prefix>-error-rate`, ...) and of the dashboard's

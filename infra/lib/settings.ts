@@ -47,6 +47,26 @@ export interface TagbeezSettings {
    * Graviton has dotprod) and f32 elsewhere; `f32` or `int8` forces one. @default 'auto'
    */
   readonly inferenceForm?: 'auto' | 'f32' | 'int8';
+  /**
+   * `PROFILE_CACHE_SECONDS`: how long an instance uses a shop's profile before reading it again,
+   * in whole seconds, 0 to 3600 (0 reads it on every request). @default Duration.seconds(60)
+   */
+  readonly profileCache?: Duration;
+  /**
+   * `PROFILE_TIMEOUT_MS`: the longest a request waits for its shop's profile, 10 ms to 60 s; past
+   * it the last known profile (or the model's defaults) is used. @default Duration.millis(300)
+   */
+  readonly profileTimeout?: Duration;
+  /**
+   * `DRIFT_WINDOW`: messages in the sliding window the population stability index is computed
+   * over, 100 to 100000. @default 1000
+   */
+  readonly driftWindow?: number;
+  /**
+   * `DRIFT_BY_SHOP`: the drift metrics also carry a `shop_id` dimension when a request names a
+   * shop (`on`; one more series per shop and metric) or not (`off`). @default true
+   */
+  readonly driftByShop?: boolean;
 }
 
 /** `METRICS_NAMESPACE` when none is given; the alarms and the dashboard read the same default. */
@@ -63,6 +83,7 @@ export function serviceEnvironment(settings: TagbeezSettings): Record<string, st
     ...storeEnvironment(settings),
     ...operationsEnvironment(settings),
     ...inferenceEnvironment(settings),
+    ...shopsEnvironment(settings),
   };
 }
 
@@ -159,5 +180,28 @@ function inferenceEnvironment(settings: TagbeezSettings): Record<string, string>
     EXPLAIN_MAX_WORDS: numberText(explainMaxWords),
     INFERENCE_THREADS: numberText(inferenceThreads),
     INFERENCE_FORM: inferenceForm,
+  };
+}
+
+/** Shop profiles (how long one is cached, how long a request waits for it) and drift. */
+function shopsEnvironment(settings: TagbeezSettings): Record<string, string> {
+  const profileCacheSeconds = checkInt(
+    'profileCache (seconds)',
+    (settings.profileCache ?? Duration.seconds(60)).toSeconds(),
+    0,
+    3600,
+  );
+  const profileTimeoutMs = checkInt(
+    'profileTimeout (ms)',
+    (settings.profileTimeout ?? Duration.millis(300)).toMilliseconds(),
+    10,
+    60_000,
+  );
+  const driftWindow = checkInt('driftWindow', settings.driftWindow ?? 1000, 100, 100_000);
+  return {
+    PROFILE_CACHE_SECONDS: numberText(profileCacheSeconds),
+    PROFILE_TIMEOUT_MS: numberText(profileTimeoutMs),
+    DRIFT_WINDOW: numberText(driftWindow),
+    DRIFT_BY_SHOP: (settings.driftByShop ?? true) ? 'on' : 'off',
   };
 }

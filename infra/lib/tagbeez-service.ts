@@ -15,7 +15,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 
-import { claimAlarmPrefix, createAlarms } from './alarms';
+import { checkedDriftTags, claimAlarmPrefix, createAlarms, createDriftAlarms } from './alarms';
 import { createBulk } from './bulk';
 import { createDashboard } from './dashboard';
 import { TAGBEEZ_EVENT_ACTIONS, createHotBuyerExample, resolveEventBus } from './events-out';
@@ -33,7 +33,13 @@ import { DEFAULT_METRICS_NAMESPACE, serviceEnvironment } from './settings';
 import { TagbeezTables } from './tables';
 
 // The public API, as it was when all of it was in this file (index.ts exports this module).
-export { TAGBEEZ_ALARMS, type TagbeezAlarmSpec } from './alarms';
+export {
+  TAGBEEZ_ALARMS,
+  TAGBEEZ_DRIFT_ALARMS,
+  type TagbeezAlarmSpec,
+  type TagbeezDriftAlarmSpec,
+  tagbeezPascalCase,
+} from './alarms';
 export {
   TAGBEEZ_BULK_INVOKE_ACTIONS,
   TAGBEEZ_BULK_READ_ACTIONS,
@@ -51,7 +57,12 @@ export {
 export { TAGBEEZ_LOG_ACTIONS } from './function';
 export {
   TAGBEEZ_ACCESS_LOG_FORMAT,
+  TAGBEEZ_ADMIN_PATH_PREFIX,
+  TAGBEEZ_ADMIN_ROUTES,
+  TAGBEEZ_CALLER_ROUTES,
+  TAGBEEZ_OPERATOR_RESOURCE,
   TAGBEEZ_ROUTES,
+  tagbeezRouteResource,
   type TagbeezAuthType,
   type TagbeezRouteKey,
   type TagbeezThrottling,
@@ -59,6 +70,7 @@ export {
 export {
   TAGBEEZ_METRICS,
   TAGBEEZ_ROLLUP_METRICS,
+  TAGBEEZ_TAG_ROLLUP_METRICS,
   type TagbeezMetricName,
   tagbeezSearchExpression,
 } from './metrics';
@@ -71,12 +83,20 @@ export {
 export { defaultBootstrapDir, defaultBulkDefinitionFile } from './repository';
 export type { TagbeezServiceProps } from './service-props';
 export { type TagbeezSettings, serviceEnvironment } from './settings';
-export { TAGBEEZ_FEEDBACK_TABLE_ACTIONS, TAGBEEZ_TABLE_ACTIONS } from './tables';
+export { modelTags } from './repository';
+export {
+  TAGBEEZ_EXPERIMENT_TABLE_ACTIONS,
+  TAGBEEZ_FEEDBACK_TABLE_ACTIONS,
+  TAGBEEZ_PROFILE_TABLE_ACTIONS,
+  TAGBEEZ_TABLE_ACTIONS,
+} from './tables';
 
 /**
  * The tagbeez service: the Rust Lambda (arm64, provided.al2023) with its own execution role,
- * its DynamoDB conversation and feedback tables, its log group, an HTTP API with the service's
- * routes (and, by default, an access log group), four CloudWatch alarms and a dashboard.
+ * its DynamoDB conversation, feedback, shop profile and experiment tables, its log group, an HTTP
+ * API with the service's routes (and, by default, an access log group), four CloudWatch alarms,
+ * the drift alarms (anomaly detection, one per model tag and one on the no-tag rate) and a
+ * dashboard.
  */
 export class TagbeezService extends Construct {
   /** The conversation table (partition key `conversation_id`, TTL attribute `expires_at`). */
@@ -86,8 +106,25 @@ export class TagbeezService extends Construct {
    * point-in-time recovery on). The function may only PutItem on it.
    */
   public readonly feedbackTable: dynamodb.Table;
+  /**
+   * The shop profile table (partition key `shop_id`, encrypted, point-in-time recovery on, no
+   * TTL). The function may GetItem, PutItem and DeleteItem on it.
+   */
+  public readonly profileTable: dynamodb.Table;
+  /**
+   * The experiment table (partition key `pk`, sort key `sk`, TTL attribute `expires_at`,
+   * encrypted, point-in-time recovery on). The function may UpdateItem, PutItem and Query on it.
+   */
+  public readonly experimentTable: dynamodb.Table;
   /** The four alarms, by TAGBEEZ_ALARMS id (`ErrorRate`, `LatencyP99`, `StoreErrors`, `Throttles`). */
   public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
+  /**
+   * The drift alarms (anomaly detection), by id: `SelectionRate<Tag>` for each of `driftTags`
+   * (`SelectionRateHotBuyer`, ...) and `NoTagRate`.
+   */
+  public readonly driftAlarms: Readonly<Record<string, cloudwatch.CfnAlarm>>;
+  /** The model's tags the drift alarms and the dashboard's drift row name. */
+  public readonly driftTags: readonly string[];
   /** The CloudWatch dashboard (`<alarmNamePrefix>-<region>`). */
   public readonly dashboard: cloudwatch.Dashboard;
   /** The tagbeez function. Invoke it directly with `{"operation": ...}` payloads. */
@@ -96,8 +133,8 @@ export class TagbeezService extends Construct {
   public readonly logGroup: logs.LogGroup;
   /**
    * The function's execution role: only the item operations on the conversation table, PutItem
-   * on the feedback table and writes to its own log group (no AWSLambdaBasicExecutionRole, which
-   * allows logs on every log group).
+   * on the feedback table, the profile and experiment stores' actions on their tables, and writes
+   * to its own log group (no AWSLambdaBasicExecutionRole, which allows logs on every log group).
    */
   public readonly role: iam.Role;
   /** The API's access log group (`/aws/apigateway/<stack name>`), unless `accessLogging` is false. */
@@ -113,6 +150,13 @@ export class TagbeezService extends Construct {
   public readonly url: string;
   /** How the API's routes authenticate. */
   public readonly authType: TagbeezAuthType;
+  /**
+   * The execute-api ARNs of the callers' routes (every route but the `/shops/*` admin routes),
+   * one per route: the resources of execute-api:Invoke for a shop's backend with `AWS_IAM`.
+   */
+  public readonly callerExecuteArns: readonly string[];
+  /** The execute-api ARN pattern of the admin routes (`/shops/*`), for operators with `AWS_IAM`. */
+  public readonly operatorExecuteArn: string;
   /** The queue in (`queue`): FIFO unless `type: 'standard'`, SQS-managed encryption. */
   public readonly queue?: sqs.Queue;
   /** The queue's dead-letter queue (`queue`). */
@@ -137,10 +181,13 @@ export class TagbeezService extends Construct {
     const bootstrapDir = checkedBootstrapDir(props.bootstrapDir);
     this.authType = checkedAuthType(props.authType);
     const timeout = functionTimeout(this, props.timeout);
+    this.driftTags = checkedDriftTags(props.driftTags);
 
     const tables = new TagbeezTables(this, props);
     this.table = tables.table;
     this.feedbackTable = tables.feedbackTable;
+    this.profileTable = tables.profileTable;
+    this.experimentTable = tables.experimentTable;
 
     // Operational logs only (the service never logs message text): they go with the stack.
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
@@ -174,6 +221,8 @@ export class TagbeezService extends Construct {
         ...serviceEnvironment(props),
         TABLE_NAME: this.table.tableName,
         FEEDBACK_TABLE_NAME: this.feedbackTable.tableName,
+        PROFILE_TABLE_NAME: this.profileTable.tableName,
+        EXPERIMENT_TABLE_NAME: this.experimentTable.tableName,
         ...eventsOut?.environment,
       },
     });
@@ -213,6 +262,8 @@ export class TagbeezService extends Construct {
     this.stage = api.stage;
     this.accessLogGroup = api.accessLogGroup;
     this.url = this.stage.url;
+    this.callerExecuteArns = api.callerExecuteArns;
+    this.operatorExecuteArn = api.operatorExecuteArn;
 
     // Alarms and dashboard, as in template.yaml.
     claimAlarmPrefix(this, namePrefix);
@@ -225,22 +276,43 @@ export class TagbeezService extends Construct {
       deadLetterQueue: this.deadLetterQueue,
       eventBus: this.eventBus,
     });
+    this.driftAlarms = createDriftAlarms(this, {
+      prefix: namePrefix,
+      namespace,
+      topicArn: props.alarmTopicArn,
+      function: this.function,
+      tags: this.driftTags,
+    });
     this.dashboard = createDashboard(this, {
       name: `${namePrefix}-${Stack.of(this).region}`,
       namespace,
       function: this.function,
       alarms: this.alarms,
+      tags: this.driftTags,
     });
   }
 
   /**
-   * Allow `grantee` to call every route of the API (needed when `authType` is `AWS_IAM`).
+   * Allow `grantee`, a caller such as a shop's backend, to call every route of the API but the
+   * `/shops/*` admin routes (needed when `authType` is `AWS_IAM`): `callerExecuteArns`.
    */
   public grantInvokeApi(grantee: iam.IGrantable): iam.Grant {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: [this.httpApi.arnForExecuteApi()],
+      resourceArns: [...this.callerExecuteArns],
+    });
+  }
+
+  /**
+   * Allow `grantee`, an operator, to call the `/shops/*` admin routes (shop profiles and
+   * experiment reports) and nothing else: `operatorExecuteArn`.
+   */
+  public grantInvokeAdminApi(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.operatorExecuteArn],
     });
   }
 }

@@ -1,4 +1,4 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 
 import { TagbeezService, type TagbeezServiceProps } from './tagbeez-service';
@@ -21,6 +21,21 @@ export class TagbeezStack extends Stack {
       description: 'Base URL of the HTTP API ($default stage)',
       value: this.service.url,
     });
+    // With authType AWS_IAM: the resources of execute-api:Invoke for callers (every route but
+    // /shops/*, one ARN per route, comma-separated: IAM patterns cannot exclude a path) and for
+    // operators (the /shops/* admin routes), as the SAM template's outputs of the same names.
+    new CfnOutput(this, 'CallerExecuteArns', {
+      description:
+        'Resources for execute-api:Invoke in the IAM policy of callers when authType is AWS_IAM, comma-separated: ' +
+        'every route but the /shops/* admin routes',
+      value: Fn.join(',', [...this.service.callerExecuteArns]),
+    });
+    new CfnOutput(this, 'OperatorExecuteArn', {
+      description:
+        'Resource for execute-api:Invoke in the IAM policy of operators when authType is AWS_IAM: the /shops/* admin ' +
+        'routes (shop profiles and experiment reports), and nothing else',
+      value: this.service.operatorExecuteArn,
+    });
     new CfnOutput(this, 'FunctionArn', {
       description: 'ARN of the tagbeez function, for direct invocation (lambda:InvokeFunction)',
       value: this.service.function.functionArn,
@@ -36,6 +51,14 @@ export class TagbeezStack extends Stack {
     new CfnOutput(this, 'FeedbackTableName', {
       description: 'DynamoDB table of feedback (FEEDBACK_TABLE_NAME), for tagbeez export-feedback',
       value: this.service.feedbackTable.tableName,
+    });
+    new CfnOutput(this, 'ProfileTableName', {
+      description: 'DynamoDB table of shop profiles (PROFILE_TABLE_NAME)',
+      value: this.service.profileTable.tableName,
+    });
+    new CfnOutput(this, 'ExperimentTableName', {
+      description: 'DynamoDB table of threshold experiments (EXPERIMENT_TABLE_NAME)',
+      value: this.service.experimentTable.tableName,
     });
     new CfnOutput(this, 'DashboardName', {
       description: 'Name of the CloudWatch dashboard',

@@ -15,28 +15,38 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 
 import {
   TAGBEEZ_ACCESS_LOG_FORMAT,
+  TAGBEEZ_ADMIN_ROUTES,
   TAGBEEZ_ALARMS,
   TAGBEEZ_BULK_INVOKE_ACTIONS,
   TAGBEEZ_BULK_READ_ACTIONS,
   TAGBEEZ_BULK_SUBSTITUTIONS,
   TAGBEEZ_BULK_WRITE_ACTIONS,
+  TAGBEEZ_CALLER_ROUTES,
   TAGBEEZ_DASHBOARD,
+  TAGBEEZ_DRIFT_ALARMS,
   TAGBEEZ_EVENT_ACTIONS,
   TAGBEEZ_EVENT_DETAIL_TYPES,
   TAGBEEZ_EVENT_SOURCE,
+  TAGBEEZ_EXPERIMENT_TABLE_ACTIONS,
   TAGBEEZ_FEEDBACK_TABLE_ACTIONS,
   TAGBEEZ_LOG_ACTIONS,
   TAGBEEZ_METRICS,
+  TAGBEEZ_OPERATOR_RESOURCE,
+  TAGBEEZ_PROFILE_TABLE_ACTIONS,
   TAGBEEZ_QUEUE_ACTIONS,
   TAGBEEZ_QUEUE_VISIBILITY_FACTOR,
   TAGBEEZ_ROLLUP_METRICS,
   TAGBEEZ_ROUTES,
   TAGBEEZ_TABLE_ACTIONS,
+  TAGBEEZ_TAG_ROLLUP_METRICS,
   type TagbeezAlarmSpec,
   TagbeezService,
   type TagbeezServiceProps,
   defaultBootstrapDir,
   defaultBulkDefinitionFile,
+  modelTags,
+  tagbeezPascalCase,
+  tagbeezRouteResource,
   tagbeezSearchExpression,
 } from '../lib/tagbeez-service';
 import { TagbeezStack } from '../lib/tagbeez-stack';
@@ -95,7 +105,13 @@ const customized = synth({
   explainMaxWords: 16,
   inferenceThreads: 2,
   inferenceForm: 'f32',
+  profileCache: Duration.minutes(5),
+  profileTimeout: Duration.millis(150),
+  driftWindow: 5000,
+  driftByShop: false,
   feedbackTableRemovalPolicy: RemovalPolicy.DESTROY,
+  profileTableRemovalPolicy: RemovalPolicy.DESTROY,
+  experimentTableRemovalPolicy: RemovalPolicy.DESTROY,
   alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alerts',
   alarmNamePrefix: 'shop-tagbeez',
 });
@@ -154,6 +170,16 @@ function feedbackTable(template: Template): { id: string; resource: Json } {
   return tableByKey(template, 'feedback_id');
 }
 
+/** The shop profile table (partition key shop_id). */
+function profileTable(template: Template): { id: string; resource: Json } {
+  return tableByKey(template, 'shop_id');
+}
+
+/** The experiment table (partition key pk). */
+function experimentTable(template: Template): { id: string; resource: Json } {
+  return tableByKey(template, 'pk');
+}
+
 /** The queue in: the SQS queue with a RedrivePolicy. */
 function messageQueue(template: Template): { id: string; resource: Json } {
   const found = Object.entries(template.findResources('AWS::SQS::Queue')).filter(
@@ -204,7 +230,20 @@ const SERVICE_ENV_DEFAULTS: Record<string, string> = {
   EXPLAIN_MAX_WORDS: '32',
   INFERENCE_THREADS: '1',
   INFERENCE_FORM: 'auto',
+  PROFILE_CACHE_SECONDS: '60',
+  PROFILE_TIMEOUT_MS: '300',
+  DRIFT_WINDOW: '1000',
+  DRIFT_BY_SHOP: 'on',
 };
+
+/** The tags of the repository's model/labels.json (the drift alarms' by default). */
+function labelTags(): string[] {
+  const root = repoRoot();
+  assert.ok(root, 'the tests run inside the repository');
+  const labels = JSON.parse(fs.readFileSync(path.join(root, 'model', 'labels.json'), 'utf8')) as { tags: string[] };
+  assert.ok(labels.tags.length > 0);
+  return labels.tags;
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. The function
@@ -221,7 +260,7 @@ describe('function', () => {
     });
   });
 
-  it('gets every service setting, TABLE_NAME and FEEDBACK_TABLE_NAME from the tables, and nothing local-only', () => {
+  it('gets every service setting, and the four table names from the tables, and nothing local-only', () => {
     const table = conversationTable(defaults.template);
     const feedback = feedbackTable(defaults.template);
     const fn = onlyResource(defaults.template, 'AWS::Lambda::Function');
@@ -230,6 +269,8 @@ describe('function', () => {
       ...SERVICE_ENV_DEFAULTS,
       TABLE_NAME: { Ref: table.id },
       FEEDBACK_TABLE_NAME: { Ref: feedback.id },
+      PROFILE_TABLE_NAME: { Ref: profileTable(defaults.template).id },
+      EXPERIMENT_TABLE_NAME: { Ref: experimentTable(defaults.template).id },
     });
     for (const localOnly of [
       'HOST',
@@ -267,8 +308,14 @@ describe('function', () => {
           EXPLAIN_MAX_WORDS: '16',
           INFERENCE_THREADS: '2',
           INFERENCE_FORM: 'f32',
+          PROFILE_CACHE_SECONDS: '300',
+          PROFILE_TIMEOUT_MS: '150',
+          DRIFT_WINDOW: '5000',
+          DRIFT_BY_SHOP: 'off',
           TABLE_NAME: { Ref: table.id },
           FEEDBACK_TABLE_NAME: { Ref: feedback.id },
+          PROFILE_TABLE_NAME: { Ref: profileTable(customized.template).id },
+          EXPERIMENT_TABLE_NAME: { Ref: experimentTable(customized.template).id },
         }),
       },
     });
@@ -306,6 +353,15 @@ describe('function', () => {
       [{ inferenceThreads: 0 }, /inferenceThreads/],
       [{ inferenceThreads: 17 }, /inferenceThreads/],
       [{ inferenceForm: 'fp16' as 'auto' }, /inferenceForm/],
+      [{ profileCache: Duration.seconds(3601) }, /profileCache/],
+      [{ profileTimeout: Duration.millis(5) }, /profileTimeout/],
+      [{ profileTimeout: Duration.minutes(2) }, /profileTimeout/],
+      [{ driftWindow: 99 }, /driftWindow/],
+      [{ driftWindow: 100_001 }, /driftWindow/],
+      [{ driftTags: [] }, /driftTags/],
+      [{ driftTags: ['Impulse-buyer'] }, /driftTags names 'Impulse-buyer', which is not a tag of the model/],
+      [{ driftTags: ['Hot-buyer', 'Hot-buyer'] }, /driftTags/],
+      [{ driftTags: ['has space'] }, /driftTags/],
       [{ alarmTopicArn: 'ops-alerts' }, /alarmTopicArn/],
       [{ alarmTopicArn: 'arn:aws:sqs:eu-west-1:123456789012:queue' }, /alarmTopicArn/],
     ];
@@ -342,9 +398,44 @@ describe('HTTP API', () => {
   it('has exactly the service routes, each with AWS_IAM authorization by default', () => {
     const routes = routesOf(defaults.template);
     assert.deepEqual(sorted(routes.map((r) => r.routeKey)), sorted(TAGBEEZ_ROUTES));
-    assert.equal(routes.length, 11);
+    assert.equal(routes.length, 16);
     for (const route of routes) {
       assert.equal(route.authorizationType, 'AWS_IAM', `${route.routeKey} must use AWS_IAM`);
+    }
+  });
+
+  it('splits the routes into the admin routes (/shops/*) and the callers\' (every other one)', () => {
+    assert.deepEqual(sorted(TAGBEEZ_ADMIN_ROUTES), [
+      'DELETE /shops/{shop_id}/profile',
+      'GET /shops/{shop_id}/experiments/{name}',
+      'GET /shops/{shop_id}/profile',
+      'PUT /shops/{shop_id}/profile',
+    ]);
+    assert.deepEqual(sorted([...TAGBEEZ_ADMIN_ROUTES, ...TAGBEEZ_CALLER_ROUTES]), sorted(TAGBEEZ_ROUTES));
+    assert.ok(TAGBEEZ_CALLER_ROUTES.includes('POST /outcome'));
+    for (const route of TAGBEEZ_CALLER_ROUTES) assert.ok(!route.includes(' /shops'), route);
+    assert.equal(tagbeezRouteResource('GET /conversation/{id}'), '$default/GET/conversation/*');
+    assert.equal(tagbeezRouteResource('GET /'), '$default/GET/');
+    assert.equal(tagbeezRouteResource('PUT /shops/{shop_id}/profile'), '$default/PUT/shops/*/profile');
+    assert.equal(TAGBEEZ_OPERATOR_RESOURCE, '$default/*/shops/*');
+  });
+
+  it('has execute-api resources for callers that match no admin route, and one for operators that matches each', () => {
+    // IAM's wildcards: * is any run of characters (slashes included), ? one character.
+    const matches = (pattern: string, resource: string): boolean =>
+      new RegExp(`^${pattern.replace(/[.+^$()|[\]\\{}]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(resource);
+    // A request's resource: the path with each parameter a concrete value, here one with a slash-free id.
+    const requested = (route: string): string => tagbeezRouteResource(route).replace(/\*/g, 'x1');
+    const callers = TAGBEEZ_CALLER_ROUTES.map(tagbeezRouteResource);
+    for (const route of TAGBEEZ_ROUTES) {
+      const admin = TAGBEEZ_ADMIN_ROUTES.includes(route);
+      assert.equal(callers.some((p) => matches(p, requested(route))), !admin, `callers and ${route}`);
+      assert.equal(matches(TAGBEEZ_OPERATOR_RESOURCE, requested(route)), admin, `operators and ${route}`);
+      // Nor a shop id that looks like something else.
+      if (admin) {
+        const tricky = tagbeezRouteResource(route).replace('*', 'conversation');
+        assert.ok(!callers.some((p) => matches(p, tricky)), tricky);
+      }
     }
   });
 
@@ -395,7 +486,7 @@ describe('HTTP API', () => {
     customized.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       CorsConfiguration: Match.objectLike({
         AllowOrigins: ['https://shop.example.com'],
-        AllowMethods: Match.arrayWith(['GET', 'POST', 'DELETE']),
+        AllowMethods: Match.arrayWith(['GET', 'POST', 'PUT', 'DELETE']),
         AllowHeaders: Match.arrayWith(['content-type', 'authorization', 'x-amz-date']),
         ExposeHeaders: ['retry-after'],
       }),
@@ -408,7 +499,7 @@ describe('HTTP API', () => {
 
 describe('table', () => {
   it('is on-demand, keyed by conversation_id (S), TTL on expires_at, encrypted, PITR on', () => {
-    defaults.template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    defaults.template.resourceCountIs('AWS::DynamoDB::Table', 4);
     defaults.template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [{ AttributeName: 'conversation_id', KeyType: 'HASH' }],
@@ -419,8 +510,13 @@ describe('table', () => {
     });
   });
 
-  it('has no secondary indexes (neither table)', () => {
-    for (const table of [conversationTable(defaults.template), feedbackTable(defaults.template)]) {
+  it('has no secondary indexes (no table has)', () => {
+    for (const table of [
+      conversationTable(defaults.template),
+      feedbackTable(defaults.template),
+      profileTable(defaults.template),
+      experimentTable(defaults.template),
+    ]) {
       assert.equal(table.resource.Properties.GlobalSecondaryIndexes, undefined);
       assert.equal(table.resource.Properties.LocalSecondaryIndexes, undefined);
     }
@@ -486,6 +582,76 @@ describe('feedback table', () => {
       assert.deepEqual(actionsOf(onFeedback[0].statement), ['dynamodb:PutItem']);
       assert.equal(JSON.stringify(onFeedback[0].statement.Resource), arn);
       assert.deepEqual(onFeedback[0].roles, [functionRole(template).id]);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3c. The profile and experiment tables (template.yaml's ProfileTable, ExperimentTable)
+
+describe('profile and experiment tables', () => {
+  it('profiles: on-demand, keyed by shop_id (S), no TTL, encrypted, PITR on', () => {
+    assert.deepEqual(profileTable(defaults.template).resource.Properties, {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'shop_id', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'shop_id', AttributeType: 'S' }],
+      SSESpecification: { SSEEnabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+  });
+
+  it('experiments: on-demand, keyed by pk (S) and sk (S), TTL on expires_at, encrypted, PITR on', () => {
+    assert.deepEqual(experimentTable(defaults.template).resource.Properties, {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      SSESpecification: { SSEEnabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+  });
+
+  it('keep PITR on when the conversation table has it off', () => {
+    for (const table of [profileTable(customized.template), experimentTable(customized.template)]) {
+      assert.deepEqual(table.resource.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
+    }
+  });
+
+  it('are retained by default, destroyed when asked (each by its own prop)', () => {
+    for (const table of [profileTable(defaults.template), experimentTable(defaults.template)]) {
+      assert.equal(table.resource.DeletionPolicy, 'Retain');
+      assert.equal(table.resource.UpdateReplacePolicy, 'Retain');
+    }
+    for (const table of [profileTable(customized.template), experimentTable(customized.template)]) {
+      assert.equal(table.resource.DeletionPolicy, 'Delete');
+      assert.equal(table.resource.UpdateReplacePolicy, 'Delete');
+    }
+    const { template } = synth({ tableRemovalPolicy: RemovalPolicy.DESTROY, profileTableRemovalPolicy: RemovalPolicy.DESTROY });
+    assert.equal(profileTable(template).resource.DeletionPolicy, 'Delete');
+    assert.equal(experimentTable(template).resource.DeletionPolicy, 'Retain');
+    assert.equal(feedbackTable(template).resource.DeletionPolicy, 'Retain');
+  });
+
+  it('allow the function exactly its stores\' actions, each on its own table', () => {
+    assert.deepEqual([...TAGBEEZ_PROFILE_TABLE_ACTIONS], ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem']);
+    assert.deepEqual([...TAGBEEZ_EXPERIMENT_TABLE_ACTIONS], ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:Query']);
+    for (const template of [defaults.template, customized.template]) {
+      for (const [table, actions] of [
+        [profileTable(template), TAGBEEZ_PROFILE_TABLE_ACTIONS],
+        [experimentTable(template), TAGBEEZ_EXPERIMENT_TABLE_ACTIONS],
+      ] as const) {
+        const on = allStatements(template).filter((s) => JSON.stringify(s.statement.Resource ?? null).includes(table.id));
+        assert.equal(on.length, 1, JSON.stringify(on));
+        assert.deepEqual(actionsOf(on[0].statement), [...actions]);
+        assert.deepEqual(on[0].statement.Resource, { 'Fn::GetAtt': [table.id, 'Arn'] });
+        assert.deepEqual(on[0].roles, [functionRole(template).id]);
+      }
     }
   });
 });
@@ -568,10 +734,14 @@ function checkLeastPrivilege(template: Template, otherRoles: string[] = [], extr
   assert.deepEqual(sorted(TAGBEEZ_LOG_ACTIONS), ['logs:CreateLogStream', 'logs:PutLogEvents']);
 
   assert.deepEqual([...TAGBEEZ_FEEDBACK_TABLE_ACTIONS], ['dynamodb:PutItem']);
+  assert.deepEqual(sorted(TAGBEEZ_PROFILE_TABLE_ACTIONS), ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
+  assert.deepEqual(sorted(TAGBEEZ_EXPERIMENT_TABLE_ACTIONS), ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
 
   const table = conversationTable(template);
   const tableArn = { 'Fn::GetAtt': [table.id, 'Arn'] };
   const feedbackArn = { 'Fn::GetAtt': [feedbackTable(template).id, 'Arn'] };
+  const profileArn = { 'Fn::GetAtt': [profileTable(template).id, 'Arn'] };
+  const experimentArn = { 'Fn::GetAtt': [experimentTable(template).id, 'Arn'] };
   const logGroupArn = { 'Fn::GetAtt': [functionLogGroupId(template), 'Arn'] };
 
   // No managed policy at all (AWSLambdaBasicExecutionRole allows logs on every log group), no
@@ -609,20 +779,23 @@ function checkLeastPrivilege(template: Template, otherRoles: string[] = [], extr
   const expected = [
     ...TAGBEEZ_TABLE_ACTIONS.map((a) => `${a} on ${JSON.stringify(tableArn)}`),
     ...TAGBEEZ_FEEDBACK_TABLE_ACTIONS.map((a) => `${a} on ${JSON.stringify(feedbackArn)}`),
+    ...TAGBEEZ_PROFILE_TABLE_ACTIONS.map((a) => `${a} on ${JSON.stringify(profileArn)}`),
+    ...TAGBEEZ_EXPERIMENT_TABLE_ACTIONS.map((a) => `${a} on ${JSON.stringify(experimentArn)}`),
     ...TAGBEEZ_LOG_ACTIONS.map((a) => `${a} on ${JSON.stringify(logGroupArn)}`),
   ];
-  assert.equal(expected.length, 6);
+  assert.equal(expected.length, 12);
   assert.deepEqual(
     sorted(grants),
     sorted([...expected, ...extra]),
     'the only permissions must be the 3 item operations on the conversation table, PutItem on the feedback ' +
-      'table and the 2 log writes on the function\'s log group (and what an option adds)',
+      'table, the profile and experiment stores\' 3 actions each on their tables and the 2 log writes on the ' +
+      'function\'s log group (and what an option adds)',
   );
   for (const grant of grants) assert.ok(!/ on "\*"$/.test(grant), `a wildcard resource: ${grant}`);
 }
 
 describe('IAM', () => {
-  it('grants only GetItem, PutItem, DeleteItem on the table, PutItem on feedback and log writes on the function\'s log group', () => {
+  it('grants only the item operations of each table\'s store on that table and log writes on the function\'s log group', () => {
     checkLeastPrivilege(defaults.template);
   });
 
@@ -782,9 +955,9 @@ describe('API access logs', () => {
 describe('routes', () => {
   const root = repoRoot();
 
-  it('TAGBEEZ_ROUTES has 11 distinct METHOD /path keys', () => {
-    assert.equal(new Set(TAGBEEZ_ROUTES).size, 11);
-    for (const key of TAGBEEZ_ROUTES) assert.match(key, /^(GET|POST|DELETE) \/\S*$/);
+  it('TAGBEEZ_ROUTES has 16 distinct METHOD /path keys', () => {
+    assert.equal(new Set(TAGBEEZ_ROUTES).size, 16);
+    for (const key of TAGBEEZ_ROUTES) assert.match(key, /^(GET|POST|PUT|DELETE) \/\S*$/);
   });
 
   const template = root && path.join(root, 'template.yaml');
@@ -880,7 +1053,11 @@ function checkAlarms(
   const fn = onlyResource(template, 'AWS::Lambda::Function');
   const alarms = alarmsByName(template);
   const specs = alarmSpecs(options);
-  assert.deepEqual(sorted(Object.keys(alarms)), sorted(specs.map((a) => `${prefix}-${a.name}`)));
+  const drift = new Set(driftAlarmNames(prefix));
+  assert.deepEqual(
+    sorted(Object.keys(alarms).filter((name) => !drift.has(name))),
+    sorted(specs.map((a) => `${prefix}-${a.name}`)),
+  );
   for (const spec of specs) {
     const props = alarms[`${prefix}-${spec.name}`].resource.Properties;
     const where = `${spec.name}: ${JSON.stringify(props)}`;
@@ -937,6 +1114,67 @@ function checkAlarms(
   }
 }
 
+/** The names of the drift alarms of a service with `tags`: `<prefix>-selection-rate-<tag>` and `<prefix>-no-tag-rate`. */
+function driftAlarmNames(prefix: string, tags: readonly string[] = labelTags()): string[] {
+  return TAGBEEZ_DRIFT_ALARMS.flatMap((spec) =>
+    spec.perTag ? tags.map((tag) => `${prefix}-${spec.name}-${tag}`) : [`${prefix}-${spec.name}`],
+  );
+}
+
+/**
+ * Checks that `template` has exactly the drift alarms of TAGBEEZ_DRIFT_ALARMS for `tags`:
+ * anomaly detection on the metric's `[tag]` (or no-dimension) series, as the SAM template's.
+ */
+function checkDriftAlarms(
+  template: Template,
+  prefix: string,
+  namespace: string,
+  topicArn?: string,
+  tags: readonly string[] = labelTags(),
+): void {
+  const alarms = alarmsByName(template);
+  for (const name of driftAlarmNames(prefix, tags)) assert.ok(alarms[name], `no alarm ${name}`);
+  for (const spec of TAGBEEZ_DRIFT_ALARMS) {
+    for (const tag of spec.perTag ? tags : [undefined]) {
+      const name = tag === undefined ? `${prefix}-${spec.name}` : `${prefix}-${spec.name}-${tag}`;
+      const { id, resource } = alarms[name];
+      const props = resource.Properties;
+      const where = `${name}: ${JSON.stringify(props)}`;
+      assert.ok(id.startsWith(`Tagbeez${spec.id}${tag === undefined ? '' : tagbeezPascalCase(tag)}Alarm`), `${where}: logical id ${id}`);
+      assert.equal(props.AlarmDescription, spec.description.replace('{tag}', tag ?? ''), where);
+      assert.equal(props.ComparisonOperator, 'LessThanLowerOrGreaterThanUpperThreshold', where);
+      assert.equal(props.ThresholdMetricId, spec.thresholdMetricId, where);
+      assert.equal(props.Threshold, undefined, where);
+      assert.equal(props.EvaluationPeriods, spec.evaluationPeriods, where);
+      assert.equal(props.DatapointsToAlarm, spec.datapointsToAlarm, where);
+      assert.equal(props.TreatMissingData, spec.treatMissingData, where);
+      assert.deepEqual(props.AlarmActions, topicArn === undefined ? undefined : [topicArn], where);
+      assert.deepEqual(props.OKActions, topicArn === undefined ? undefined : [topicArn], where);
+      const [metricId, metricName] = Object.entries(spec.metrics)[0];
+      assert.deepEqual(
+        props.Metrics,
+        [
+          {
+            Id: metricId,
+            ReturnData: true,
+            MetricStat: {
+              Metric: {
+                Namespace: namespace,
+                MetricName: metricName,
+                ...(tag === undefined ? {} : { Dimensions: [{ Name: 'tag', Value: tag }] }),
+              },
+              Period: spec.period,
+              Stat: spec.stat,
+            },
+          },
+          { Id: spec.thresholdMetricId, Label: spec.label, Expression: spec.expression, ReturnData: true },
+        ],
+        where,
+      );
+    }
+  }
+}
+
 describe('alarms', () => {
   it('are the contract\'s four: error rate > 1 %, p99 latency > 1000 ms, store errors > 5, throttles > 0, per 5 min', () => {
     const byName = Object.fromEntries(TAGBEEZ_ALARMS.map((a) => [a.name, a]));
@@ -989,12 +1227,44 @@ describe('alarms', () => {
   });
 
   it('are in the synthesized template, named <stack name>-<name>, with no actions by default', () => {
-    defaults.template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    defaults.template.resourceCountIs('AWS::CloudWatch::Alarm', 4 + labelTags().length + 1);
     checkAlarms(defaults.template, 'TagbeezTest', 'tagbeez');
   });
 
   it('take the namespace, name prefix and SNS topic (alarm and OK actions) props', () => {
     checkAlarms(customized.template, 'shop-tagbeez', 'shop/tagbeez', 'arn:aws:sns:eu-west-1:123456789012:ops-alerts');
+  });
+
+  it('have drift alarms: anomaly detection on each model tag\'s selection rate and on the no-tag rate, hourly, 3 of 3', () => {
+    assert.deepEqual(TAGBEEZ_DRIFT_ALARMS.map((a) => [a.name, a.perTag, Object.values(a.metrics)]), [
+      ['selection-rate', true, ['tagbeez_selection_rate']],
+      ['no-tag-rate', false, ['tagbeez_no_tag_rate']],
+    ]);
+    for (const spec of TAGBEEZ_DRIFT_ALARMS) {
+      assert.equal(spec.expression, `ANOMALY_DETECTION_BAND(${Object.keys(spec.metrics)[0]}, 2)`, spec.name);
+      assert.deepEqual([spec.stat, spec.period, spec.evaluationPeriods, spec.datapointsToAlarm], ['Average', 3600, 3, 3]);
+      const [metric] = Object.values(spec.metrics);
+      const series = spec.perTag ? TAGBEEZ_TAG_ROLLUP_METRICS : TAGBEEZ_ROLLUP_METRICS;
+      assert.ok((series as readonly string[]).includes(metric), `${spec.name}: ${metric} has no series of exactly that dimension set`);
+    }
+    checkDriftAlarms(defaults.template, 'TagbeezTest', 'tagbeez');
+    checkDriftAlarms(customized.template, 'shop-tagbeez', 'shop/tagbeez', 'arn:aws:sns:eu-west-1:123456789012:ops-alerts');
+    checkDriftAlarms(everything.template, 'all', 'tagbeez', 'arn:aws:sns:eu-west-1:123456789012:ops-alerts');
+  });
+
+  it('name the tags of model/labels.json, read at synth time, and no other (unless driftTags says)', () => {
+    assert.deepEqual(modelTags(), labelTags());
+    assert.deepEqual(defaults.stack.service.driftTags, labelTags());
+    const tagged = Object.values(defaults.template.findResources('AWS::CloudWatch::Alarm'))
+      .flatMap((a: Json) => asArray<Json>(a.Properties.Metrics))
+      .flatMap((m: Json) => asArray<Json>(m.MetricStat?.Metric?.Dimensions))
+      .filter((d: Json) => d.Name === 'tag')
+      .map((d: Json) => d.Value as string);
+    assert.deepEqual(sorted(tagged), sorted(labelTags()));
+    const { stack, template } = synth({ driftTags: ['Hot-buyer'] });
+    assert.deepEqual(stack.service.driftTags, ['Hot-buyer']);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4 + 1 + 1);
+    checkDriftAlarms(template, 'TagbeezTest', 'tagbeez', undefined, ['Hot-buyer']);
   });
 
   it('add events lost with eventBus and dead letters with queue, with the same actions', () => {
@@ -1053,19 +1323,22 @@ function dashboardBody(template: Template): Json {
 }
 
 /** The dashboard's widgets as TAGBEEZ_DASHBOARD describes them, in the body's rendering. */
-function expectedWidgets(namespace: string): Json[] {
+function expectedWidgets(namespace: string, tags: readonly string[] = labelTags()): Json[] {
   return TAGBEEZ_DASHBOARD.map((widget) => {
     if (widget.alarm !== undefined) {
       return { title: widget.title, width: 6, alarms: [`ALARM:${widget.alarm}`], metrics: undefined };
     }
     const all = widget.series ?? [];
     const ordered = [...all.filter((s) => !s.right), ...all.filter((s) => s.right)];
-    const metrics = ordered.map((s) => {
+    const metrics = ordered.flatMap((s): Json[] => {
       const axis = s.right ? { yAxis: 'right' } : {};
-      if (s.search) return [{ expression: tagbeezSearchExpression(namespace, s.metric, s.search, s.stat), ...axis }];
-      const opts = { label: s.label, stat: s.stat, ...axis };
-      if (s.namespace === 'AWS/Lambda') return ['AWS/Lambda', s.metric, 'FunctionName', 'FUNCTION', opts];
-      return [namespace, s.metric, opts];
+      // Average is the dashboard's default statistic: CDK leaves it out, and so does template.yaml.
+      const stat = s.stat === 'Average' ? {} : { stat: s.stat };
+      if (s.perTag) return tags.map((tag) => [namespace, s.metric, 'tag', tag, { label: tag, ...stat, ...axis }]);
+      if (s.search) return [[{ expression: tagbeezSearchExpression(namespace, s.metric, s.search, s.stat), ...axis }]];
+      const opts = { label: s.label, ...stat, ...axis };
+      if (s.namespace === 'AWS/Lambda') return [['AWS/Lambda', s.metric, 'FunctionName', 'FUNCTION', opts]];
+      return [[namespace, s.metric, opts]];
     });
     return { title: widget.title, width: 8, alarms: undefined, metrics };
   });
@@ -1135,7 +1408,7 @@ describe('dashboard', () => {
   });
 
   it('shows every metric of the contract, and no other tagbeez_* name', () => {
-    assert.equal(new Set(TAGBEEZ_METRICS).size, 19);
+    assert.equal(new Set(TAGBEEZ_METRICS).size, 28);
     const text = JSON.stringify(dashboardBody(defaults.template));
     assert.deepEqual(sorted([...metricNamesIn(text)]), sorted(TAGBEEZ_METRICS));
   });
@@ -1149,11 +1422,35 @@ describe('dashboard', () => {
     for (const widget of TAGBEEZ_DASHBOARD) {
       for (const series of widget.series ?? []) {
         const rollup = (TAGBEEZ_ROLLUP_METRICS as readonly string[]).includes(series.metric);
-        if (series.namespace === undefined && !rollup) {
+        const tagRollup = (TAGBEEZ_TAG_ROLLUP_METRICS as readonly string[]).includes(series.metric);
+        if (series.perTag) {
+          assert.ok(tagRollup, `${series.metric} has no [tag] series to draw per tag`);
+          assert.equal(series.search, undefined, series.metric);
+        } else if (series.namespace === undefined && !rollup) {
           assert.ok(series.search, `${series.metric} has dimensions only: it needs a SEARCH`);
         }
       }
     }
+  });
+
+  it('has a drift row: the selection rate and PSI of each model tag (named), and the no-tag rate', () => {
+    const body = dashboardBody(defaults.template);
+    const row = body.widgets.filter((w: Json) => /^Drift: /.test(w.properties.title));
+    assert.equal(row.length, 3);
+    assert.deepEqual(row.map((w: Json) => [w.x, w.y]), [[0, row[0].y], [8, row[0].y], [16, row[0].y]]);
+    assert.equal(Math.max(...body.widgets.map((w: Json) => w.y)), row[0].y, 'the drift row is the last');
+    const perTag = (metric: string): string[] =>
+      body.widgets
+        .flatMap((w: Json) => asArray<Json>(w.properties.metrics))
+        .filter((m: Json) => m[1] === metric)
+        .map((m: Json) => {
+          assert.equal(m[2], 'tag', JSON.stringify(m));
+          return m[3] as string;
+        });
+    assert.deepEqual(perTag('tagbeez_selection_rate'), labelTags());
+    assert.deepEqual(perTag('tagbeez_psi'), labelTags());
+    const { template } = synth({ driftTags: ['Deal-seeker', 'Hot-buyer'] });
+    assert.deepEqual(renderedWidgets(dashboardBody(template)), expectedWidgets('tagbeez', ['Deal-seeker', 'Hot-buyer']));
   });
 
   const root = repoRoot();
@@ -1669,24 +1966,75 @@ describe('stack', () => {
     defaults.template.hasOutput('FunctionName', { Value: { Ref: fn.id } });
     defaults.template.hasOutput('TableName', { Value: { Ref: table.id } });
     defaults.template.hasOutput('FeedbackTableName', { Value: { Ref: feedback.id } });
+    defaults.template.hasOutput('ProfileTableName', { Value: { Ref: profileTable(defaults.template).id } });
+    defaults.template.hasOutput('ExperimentTableName', { Value: { Ref: experimentTable(defaults.template).id } });
     defaults.template.hasOutput('DashboardName', { Value: { Ref: dashboard.id } });
     defaults.template.hasOutput('ApiUrl', {
       Value: { 'Fn::Join': ['', Match.arrayWith(['https://', { Ref: api.id }])] },
     });
   });
 
-  it('grantInvokeApi allows execute-api:Invoke on this API only', () => {
+  it('outputs the callers\' execute-api ARNs (every route but /shops/*, comma-separated) and the operators\' pattern', () => {
+    const api = onlyResource(defaults.template, 'AWS::ApiGatewayV2::Api');
+    const arn = (resource: string): Json => ({
+      'Fn::Join': [
+        '',
+        [
+          'arn:', { Ref: 'AWS::Partition' }, ':execute-api:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' },
+          ':', { Ref: api.id }, `/${resource}`,
+        ],
+      ],
+    });
+    const outputs = defaults.template.toJSON().Outputs as Json;
+    assert.deepEqual(outputs.CallerExecuteArns.Value, {
+      'Fn::Join': [',', TAGBEEZ_CALLER_ROUTES.map((route) => arn(tagbeezRouteResource(route)))],
+    });
+    assert.deepEqual(outputs.OperatorExecuteArn.Value, arn('$default/*/shops/*'));
+    assert.equal(outputs.ApiExecuteArn, undefined, 'no output for every route');
+    assert.deepEqual(defaults.stack.service.callerExecuteArns.length, TAGBEEZ_CALLER_ROUTES.length);
+  });
+
+  it('outputs exactly the SAM template\'s CallerExecuteArns and OperatorExecuteArn resources (../template.yaml)', () => {
+    const text = fs.readFileSync(path.join(repoRoot()!, 'template.yaml'), 'utf8');
+    const prefix = '!Sub arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/';
+    const outputs = text.split(/^Outputs:$/m)[1];
+    const block = (name: string): string => {
+      const match = new RegExp(`^  ${name}:\\n((?: {4,}.*\\n|\\s*\\n)*)`, 'm').exec(outputs);
+      assert.ok(match, `template.yaml has no output ${name}`);
+      return match[1];
+    };
+    const callers = [...block('CallerExecuteArns').matchAll(/^\s*(?:- )+!Sub (.*)$/gm)].map((m) => `!Sub ${m[1]}`);
+    assert.deepEqual(callers, TAGBEEZ_CALLER_ROUTES.map((route) => prefix + tagbeezRouteResource(route)));
+    assert.match(block('CallerExecuteArns'), /Value: !Join\n\s*- ","\n/);
+    assert.match(block('OperatorExecuteArn'), new RegExp(`Value: ${(prefix + TAGBEEZ_OPERATOR_RESOURCE).replace(/[$*{}/.:]/g, '\\$&')}\n`));
+  });
+
+  it('grantInvokeApi allows execute-api:Invoke on the callers\' routes of this API only; grantInvokeAdminApi on /shops/*', () => {
     const stack = new Stack(newApp(), 'Caller');
     const service = new TagbeezService(stack, 'Tagbeez', { bootstrapDir });
     const caller = new iam.Role(stack, 'Caller', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
     service.grantInvokeApi(caller);
+    const operator = new iam.Role(stack, 'Operator', { assumedBy: new iam.AccountRootPrincipal() });
+    service.grantInvokeAdminApi(operator);
     const template = Template.fromStack(stack);
     const api = onlyResource(template, 'AWS::ApiGatewayV2::Api');
     const statements = allStatements(template).filter((s) => actionsOf(s.statement).includes('execute-api:Invoke'));
-    assert.equal(statements.length, 1);
-    assert.match(JSON.stringify(statements[0].statement.Resource), new RegExp(`"Ref":"${api.id}"`));
+    assert.equal(statements.length, 2);
+    const roleId = (role: iam.Role): string => stack.getLogicalId(role.node.defaultChild as iam.CfnRole);
+    const of = (role: iam.Role): Json[] => {
+      const found = statements.filter((s) => s.roles?.includes(roleId(role)));
+      assert.equal(found.length, 1);
+      assert.deepEqual(actionsOf(found[0].statement), ['execute-api:Invoke']);
+      return asArray<Json>(found[0].statement.Resource);
+    };
+    const tail = (resource: Json): string => {
+      const parts = resource['Fn::Join'][1];
+      assert.deepEqual(parts[parts.length - 2], { Ref: api.id });
+      return parts[parts.length - 1];
+    };
+    assert.deepEqual(of(caller).map(tail), TAGBEEZ_CALLER_ROUTES.map((route) => `/${tagbeezRouteResource(route)}`));
+    assert.deepEqual(of(operator).map(tail), ['/$default/*/shops/*']);
     // Still least-privilege for the service itself.
-    const callerRole = (stack.node.findChild('Caller') as iam.Role).node.defaultChild as iam.CfnRole;
-    checkLeastPrivilege(template, [stack.getLogicalId(callerRole)]);
+    checkLeastPrivilege(template, [roleId(caller), roleId(operator)]);
   });
 });

@@ -56,12 +56,16 @@ impl ApiError {
 pub fn status_of(err: &ServiceError) -> StatusCode {
     match err {
         ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
-        ServiceError::ConversationNotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::ConversationNotFound(_)
+        | ServiceError::ProfileNotFound(_)
+        | ServiceError::ExperimentNotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::StoreUnavailable(_)
         | ServiceError::Overloaded(_)
         | ServiceError::FeedbackUnavailable(_)
         | ServiceError::StoreContention(_)
-        | ServiceError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        | ServiceError::EventsUnavailable(_)
+        | ServiceError::ProfileUnavailable(_)
+        | ServiceError::ExperimentsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServiceError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

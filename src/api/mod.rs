@@ -6,14 +6,15 @@ pub mod error;
 mod extract;
 mod observe;
 pub(crate) mod openapi;
+pub mod shops;
 pub mod types;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -34,6 +35,11 @@ pub const ROUTES: &[&str] = &[
     "GET /conversation/{id}",
     "DELETE /conversation/{id}",
     "POST /feedback",
+    "POST /outcome",
+    "PUT /shops/{shop_id}/profile",
+    "GET /shops/{shop_id}/profile",
+    "DELETE /shops/{shop_id}/profile",
+    "GET /shops/{shop_id}/experiments/{name}",
     "GET /health",
     "GET /metrics",
     "GET /demo",
@@ -53,6 +59,17 @@ pub fn router(tagger: Tagger) -> Router {
         .route("/classify-batch", post(classify_batch))
         .route("/classify-conversation", post(classify_conversation))
         .route("/feedback", post(feedback))
+        .route("/outcome", post(shops::outcome))
+        .route(
+            "/shops/{shop_id}/profile",
+            put(shops::put_profile)
+                .get(shops::get_profile)
+                .delete(shops::delete_profile),
+        )
+        .route(
+            "/shops/{shop_id}/experiments/{name}",
+            get(shops::experiment_report),
+        )
         .route(
             "/conversation/{id}",
             get(get_conversation).delete(clear_conversation),
@@ -60,6 +77,7 @@ pub fn router(tagger: Tagger) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(tagger)
+        .layer(middleware::from_fn(shops::guard_admin))
         .layer(middleware::from_fn(observe::observe))
         .layer(CatchPanicLayer::custom(panic_response))
 }
@@ -81,7 +99,7 @@ async fn classify_message(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<MessageRequest>,
 ) -> Result<Response, ApiError> {
-    let options = options(req.explain, req.thresholds);
+    let options = options(req.explain, req.thresholds, req.shop_id);
     let result = t.classify_message_with(&req.message, &options).await?;
     let tags = result.selected.clone();
     Ok(with_tags(&tags, Json(result)))
@@ -106,7 +124,7 @@ async fn classify_batch(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let options = options(req.explain, req.thresholds);
+    let options = options(req.explain, req.thresholds, req.shop_id);
     let results = t.classify_batch_with(&req.messages, &options).await?;
     Ok(Json(BatchResponse::new(results)))
 }
@@ -117,10 +135,12 @@ async fn classify_batch(
             the window (or, with `duplicate: true`, its first result).", body = ConversationResponse,
             links(
                 ("GetConversation" = (operation_id = "get_conversation",
-                    parameters(("id" = "$response.body#/conversation_id")),
+                    parameters(("id" = "$response.body#/conversation_id"),
+                        ("shop_id" = "$request.body#/shop_id")),
                     description = "The conversation this message joined.")),
                 ("ClearConversation" = (operation_id = "clear_conversation",
-                    parameters(("id" = "$response.body#/conversation_id")),
+                    parameters(("id" = "$response.body#/conversation_id"),
+                        ("shop_id" = "$request.body#/shop_id")),
                     description = "Forget the conversation this message joined.")),
             )),
         (status = 400, body = error::ErrorBody, description = "Malformed JSON (`invalid_json`), \
@@ -139,7 +159,7 @@ async fn classify_conversation(
     State(t): State<Tagger>,
     JsonBody(req): JsonBody<ConversationRequest>,
 ) -> Result<Response, ApiError> {
-    let options = options(req.explain, req.thresholds);
+    let options = options(req.explain, req.thresholds, req.shop_id);
     let outcome = t
         .classify_conversation_with(
             &req.conversation_id,
@@ -154,11 +174,12 @@ async fn classify_conversation(
 }
 
 #[utoipa::path(get, tag = "tagbeez", path = "/conversation/{id}",
-    params(("id" = openapi::Id, Path, description = "The conversation's id.")),
+    params(("id" = openapi::Id, Path, description = "The conversation's id."), ShopQuery),
     responses(
         (status = 200, description = "The conversation's stored window.", body = ConversationView,
             links(("ClearConversation" = (operation_id = "clear_conversation",
-                parameters(("id" = "$response.body#/conversation_id")),
+                parameters(("id" = "$response.body#/conversation_id"),
+                    ("shop_id" = "$request.query.shop_id")),
                 description = "Forget this conversation.")))),
         openapi::ConversationIdErrors,
         openapi::Internal,
@@ -166,20 +187,23 @@ async fn classify_conversation(
 async fn get_conversation(
     State(t): State<Tagger>,
     id: Result<Path<String>, PathRejection>,
+    shop: Result<Query<ShopQuery>, QueryRejection>,
 ) -> Result<Json<ConversationView>, ApiError> {
     let id = path_id(id)?;
-    let conversation = t.conversation(&id).await?;
+    let shop = shop_query(shop)?;
+    let conversation = t.conversation(&id, shop.shop_id.as_deref()).await?;
     Ok(Json(ConversationView::new(&id, conversation)))
 }
 
 #[utoipa::path(delete, tag = "tagbeez", path = "/conversation/{id}",
-    params(("id" = openapi::Id, Path, description = "The conversation's id.")),
+    params(("id" = openapi::Id, Path, description = "The conversation's id."), ShopQuery),
     responses(
         (status = 200, description = "The conversation is forgotten (`cleared: true`), or there \
             was none to forget (`cleared: false`: a 200, as the reference service answers, so \
             that clearing is idempotent).", body = Cleared,
             links(("GetConversation" = (operation_id = "get_conversation",
-                parameters(("id" = "$response.body#/conversation_id")),
+                parameters(("id" = "$response.body#/conversation_id"),
+                    ("shop_id" = "$request.query.shop_id")),
                 description = "The conversation, now gone (a 404).")))),
         openapi::ClearErrors,
         openapi::Internal,
@@ -187,9 +211,11 @@ async fn get_conversation(
 async fn clear_conversation(
     State(t): State<Tagger>,
     id: Result<Path<String>, PathRejection>,
+    shop: Result<Query<ShopQuery>, QueryRejection>,
 ) -> Result<Json<Cleared>, ApiError> {
     let id = path_id(id)?;
-    let cleared = t.clear_conversation(&id).await?;
+    let shop = shop_query(shop)?;
+    let cleared = t.clear_conversation(&id, shop.shop_id.as_deref()).await?;
     Ok(Json(Cleared::new(id, cleared)))
 }
 
@@ -258,6 +284,17 @@ async fn demo_page(State(t): State<Tagger>) -> Result<Response, ApiError> {
         ));
     }
     Ok(demo::page().await)
+}
+
+/// The `?shop_id=` query, or the JSON 400 every other bad id gets.
+fn shop_query(query: Result<Query<ShopQuery>, QueryRejection>) -> Result<ShopQuery, ApiError> {
+    query.map(|Query(q)| q).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_shop_id",
+            format!("the query is not valid: {}", rejection.body_text()),
+        )
+    })
 }
 
 /// The `{id}` path segment. axum's own rejection (e.g. `%FF`, not UTF-8 once percent-decoded)

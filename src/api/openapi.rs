@@ -37,6 +37,11 @@ use crate::service::{Tagger, ID_PATTERN};
         super::get_conversation,
         super::clear_conversation,
         super::feedback,
+        super::shops::outcome,
+        super::shops::put_profile,
+        super::shops::get_profile,
+        super::shops::delete_profile,
+        super::shops::experiment_report,
         super::health,
         super::metrics,
         super::demo_page,
@@ -46,10 +51,43 @@ use crate::service::{Tagger, ID_PATTERN};
 )]
 pub struct ApiDoc;
 
+/// A profile's (and a variant's) thresholds are the `Thresholds` of a request, and its tag
+/// lists hold `Tag`s: the domain types cannot name the HTTP schemas, so they are pointed at
+/// them here.
+fn shop_schemas(doc: &mut Value) {
+    let thresholds = serde_json::json!({"$ref": "#/components/schemas/Thresholds"});
+    let tags = serde_json::json!({"type": ["array", "null"],
+        "items": {"$ref": "#/components/schemas/Tag"}});
+    // A shop that enables no tag is refused (`invalid_enabled_tags`); one that emits no
+    // event is fine.
+    let enabled = serde_json::json!({"type": ["array", "null"], "minItems": 1,
+        "items": {"$ref": "#/components/schemas/Tag"}});
+    for (pointer, schema) in [
+        (
+            "/components/schemas/Profile/properties/thresholds",
+            &thresholds,
+        ),
+        (
+            "/components/schemas/Variant/properties/thresholds",
+            &thresholds,
+        ),
+        (
+            "/components/schemas/Profile/properties/enabled_tags",
+            &enabled,
+        ),
+        ("/components/schemas/Profile/properties/event_tags", &tags),
+    ] {
+        if let Some(slot) = doc.pointer_mut(pointer) {
+            *slot = schema.clone();
+        }
+    }
+}
+
 /// The document without the settings, built once.
 static BASE: LazyLock<Value> = LazyLock::new(|| {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     camel_case_links(&mut doc);
+    shop_schemas(&mut doc);
     doc
 });
 

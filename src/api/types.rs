@@ -24,6 +24,13 @@ pub struct MessageRequest {
     #[serde(default)]
     #[schema(value_type = Option<super::openapi::Thresholds>)]
     pub thresholds: Option<BTreeMap<String, f64>>,
+    /// The shop the message was written to (1-128 characters of `[A-Za-z0-9_.:@-]`): its
+    /// profile's thresholds, enabled tags, window size and event tags apply, and in a
+    /// conversation its experiment's variant. The answer's `profile` says where the profile
+    /// came from, `threshold_sources` where each threshold did.
+    #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Id>)]
+    pub shop_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,6 +45,10 @@ pub struct BatchRequest {
     #[serde(default)]
     #[schema(value_type = Option<super::openapi::Thresholds>)]
     pub thresholds: Option<BTreeMap<String, f64>>,
+    /// As on `/classify-message`: the shop's profile applies to every message.
+    #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Id>)]
+    pub shop_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,11 +70,16 @@ impl BatchResponse {
     }
 }
 
-/// The options of a request's `explain` and `thresholds` fields.
-pub fn options(explain: bool, thresholds: Option<BTreeMap<String, f64>>) -> Options {
+/// The options of a request's `explain`, `thresholds` and `shop_id` fields.
+pub fn options(
+    explain: bool,
+    thresholds: Option<BTreeMap<String, f64>>,
+    shop_id: Option<String>,
+) -> Options {
     Options {
         explain,
         thresholds,
+        shop_id,
     }
 }
 
@@ -88,6 +104,21 @@ pub struct ConversationRequest {
     #[serde(default)]
     #[schema(value_type = Option<super::openapi::Thresholds>)]
     pub thresholds: Option<BTreeMap<String, f64>>,
+    /// As on `/classify-message`; the conversation is also placed in the shop's experiment,
+    /// if it runs one (`message_result.experiment`).
+    #[serde(default)]
+    #[schema(value_type = Option<super::openapi::Id>)]
+    pub shop_id: Option<String>,
+}
+
+/// `GET` and `DELETE /conversation/{id}`: the shop the conversation was written for, if it was
+/// (a shop's conversations are its own: another shop's `42` is another conversation).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ShopQuery {
+    /// The `shop_id` the conversation's messages were sent with.
+    #[param(value_type = Option<super::openapi::Id>)]
+    pub shop_id: Option<String>,
 }
 
 /// A recent message as evidence for the conversation tag.

@@ -8,6 +8,7 @@ use super::ModelFiles;
 static ONNX: &[u8] = include_bytes!("../../model/tagger.onnx");
 static TOKENIZER: &[u8] = include_bytes!("../../model/tokenizer.json");
 static LABELS: &[u8] = include_bytes!("../../model/labels.json");
+static DRIFT_BASELINE: &[u8] = include_bytes!("../../model/drift-baseline.json");
 
 /// The shipped model, as `make model` wrote it into `model/`.
 pub fn model_files() -> ModelFiles<'static> {
@@ -16,6 +17,13 @@ pub fn model_files() -> ModelFiles<'static> {
         tokenizer_json: TOKENIZER,
         labels_json: LABELS,
     }
+}
+
+/// The shipped model's probability distributions on its validation split, per tag in ten bins
+/// (`model/drift-baseline.json`, written by `make drift-baseline`): what `drift::Baseline`
+/// compares live traffic with.
+pub fn drift_baseline() -> &'static [u8] {
+    DRIFT_BASELINE
 }
 
 /// Give back the embedded ONNX file's resident pages once `Classifier::load` has decoded it

@@ -1,5 +1,10 @@
 //! `tagbeez classify`: JSON lines in (`{"message": ..., "id"?: ...}`), one JSON result per
-//! line out, batched internally: the tool for tagging a dump of past chats.
+//! line out, batched internally: the tool for tagging a dump of past chats. The operators'
+//! shop commands are in `shops`.
+
+mod shops;
+
+pub use shops::{experiment_report, profile};
 
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -121,9 +121,14 @@ pub fn weighted_mean(entries: &[Entry], decay: f32) -> Option<Vec<f32>> {
     Some(sum.into_iter().map(|s| s / total).collect())
 }
 
-/// The top tag of the mean, if it clears that tag's own threshold.
+/// The top tag of the mean, if it clears that tag's own threshold. A tag whose threshold is
+/// infinite (disabled by the shop's profile) is never the top tag: the top of the others is.
 pub fn conversation_tag(mean: &[f32], tags: &[String], thresholds: &[f32]) -> Option<TagScore> {
-    let (best, &confidence) = mean.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+    let (best, &confidence) = mean
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| thresholds.get(*i).is_some_and(|t| t.is_finite()))
+        .max_by(|a, b| a.1.total_cmp(b.1))?;
     let tag = tags.get(best)?;
     (confidence >= *thresholds.get(best)?).then(|| TagScore {
         tag: tag.clone(),

@@ -95,6 +95,21 @@ fn top_tag_must_clear_its_own_threshold() {
 }
 
 #[test]
+fn a_disabled_tag_never_drives_the_conversation_tag() {
+    // C leads the mean but is disabled (infinite threshold): B, the top of the others, is the
+    // conversation tag when it clears its own threshold, and nothing when it does not.
+    let disabled_c = [0.5, 0.5, f32::INFINITY];
+    let t = conversation_tag(&[0.1, 0.6, 0.95], &tags(), &disabled_c).unwrap();
+    assert_eq!(t.tag, "B");
+    assert_eq!(
+        conversation_tag(&[0.1, 0.4, 0.95], &tags(), &disabled_c),
+        None
+    );
+    let all_off = [f32::INFINITY; 3];
+    assert_eq!(conversation_tag(&[0.9, 0.9, 0.9], &tags(), &all_off), None);
+}
+
+#[test]
 fn switch_is_reported_only_against_an_existing_different_tag() {
     let steps = run(
         &[

@@ -58,6 +58,9 @@ pub struct TagChanged {
     pub to: Option<String>,
     /// The new tag's confidence (the window's weighted mean), `null` with `to`.
     pub confidence: Option<f32>,
+    /// The shop the conversation belongs to, when its messages name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<String>,
     pub model_version: String,
     /// Epoch seconds, when the message was classified.
     pub at: u64,
@@ -78,6 +81,9 @@ pub struct MessageTagged {
     pub selected: Vec<TagScore>,
     /// The conversation's tag after this message, for a message in a conversation.
     pub conversation_tag: Option<TagScore>,
+    /// The shop the message was written to, when it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<String>,
     pub model_version: String,
     pub at: u64,
 }

@@ -38,6 +38,9 @@ struct Batch {
 struct BatchInput {
     #[serde(default)]
     thresholds: Option<BTreeMap<String, f64>>,
+    /// The shop whose logs these are: its profile applies to every item.
+    #[serde(default)]
+    shop_id: Option<String>,
 }
 
 /// One line of the input file; unknown fields are ignored.
@@ -84,12 +87,14 @@ pub(super) async fn event(tagger: &Tagger, payload: Value) -> Result<Value, Func
     let batch: Batch = serde_json::from_value(payload).map_err(|e| {
         FunctionError::invalid_event(format!(
             "not a valid Distributed Map batch ({{\"Items\": [...], \"BatchInput\"?: \
-             {{\"thresholds\"?}}}}): {e}"
+             {{\"thresholds\"?, \"shop_id\"?}}}}): {e}"
         ))
     })?;
+    let input = batch.batch_input.unwrap_or_default();
     let options = Options {
         explain: false,
-        thresholds: batch.batch_input.unwrap_or_default().thresholds,
+        thresholds: input.thresholds,
+        shop_id: input.shop_id,
     };
     let mut results = Vec::with_capacity(batch.items.len());
     let mut usable = Vec::new();

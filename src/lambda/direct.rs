@@ -12,7 +12,7 @@ use super::{to_value, FunctionError};
 use crate::api::types::{options, BatchResponse, Cleared, ConversationResponse, ConversationView};
 use crate::api::ApiError;
 use crate::feedback::Feedback;
-use crate::service::Tagger;
+use crate::service::{OutcomeRequest, Tagger};
 use crate::telemetry;
 
 type Thresholds = Option<BTreeMap<String, f64>>;
@@ -27,6 +27,8 @@ pub enum Operation {
         explain: bool,
         #[serde(default)]
         thresholds: Thresholds,
+        #[serde(default)]
+        shop_id: Option<String>,
     },
     ClassifyBatch {
         messages: Vec<String>,
@@ -34,6 +36,8 @@ pub enum Operation {
         explain: bool,
         #[serde(default)]
         thresholds: Thresholds,
+        #[serde(default)]
+        shop_id: Option<String>,
     },
     ClassifyConversation {
         conversation_id: String,
@@ -44,12 +48,18 @@ pub enum Operation {
         explain: bool,
         #[serde(default)]
         thresholds: Thresholds,
+        #[serde(default)]
+        shop_id: Option<String>,
     },
     GetConversation {
         conversation_id: String,
+        #[serde(default)]
+        shop_id: Option<String>,
     },
     ClearConversation {
         conversation_id: String,
+        #[serde(default)]
+        shop_id: Option<String>,
     },
     Feedback {
         message: String,
@@ -62,7 +72,11 @@ pub enum Operation {
         message_id: Option<String>,
         #[serde(default)]
         source: Option<String>,
+        #[serde(default)]
+        shop_id: Option<String>,
     },
+    /// `POST /outcome`'s body.
+    Outcome(OutcomeRequest),
 }
 
 impl Operation {
@@ -75,6 +89,7 @@ impl Operation {
             Self::GetConversation { .. } => "direct:get-conversation",
             Self::ClearConversation { .. } => "direct:clear-conversation",
             Self::Feedback { .. } => "direct:feedback",
+            Self::Outcome(_) => "direct:outcome",
         }
     }
 }
@@ -105,18 +120,20 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
             message,
             explain,
             thresholds,
+            shop_id,
         } => to_value(
             tagger
-                .classify_message_with(&message, &options(explain, thresholds))
+                .classify_message_with(&message, &options(explain, thresholds, shop_id))
                 .await?,
         ),
         Operation::ClassifyBatch {
             messages,
             explain,
             thresholds,
+            shop_id,
         } => to_value(BatchResponse::new(
             tagger
-                .classify_batch_with(&messages, &options(explain, thresholds))
+                .classify_batch_with(&messages, &options(explain, thresholds, shop_id))
                 .await?,
         )),
         Operation::ClassifyConversation {
@@ -125,13 +142,14 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
             message_id,
             explain,
             thresholds,
+            shop_id,
         } => {
             let outcome = tagger
                 .classify_conversation_with(
                     &conversation_id,
                     &message,
                     message_id.as_deref(),
-                    &options(explain, thresholds),
+                    &options(explain, thresholds, shop_id),
                 )
                 .await?;
             to_value(ConversationResponse::new(
@@ -140,12 +158,22 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
                 outcome,
             ))
         }
-        Operation::GetConversation { conversation_id } => {
-            let conversation = tagger.conversation(&conversation_id).await?;
+        Operation::GetConversation {
+            conversation_id,
+            shop_id,
+        } => {
+            let conversation = tagger
+                .conversation(&conversation_id, shop_id.as_deref())
+                .await?;
             to_value(ConversationView::new(&conversation_id, conversation))
         }
-        Operation::ClearConversation { conversation_id } => {
-            let cleared = tagger.clear_conversation(&conversation_id).await?;
+        Operation::ClearConversation {
+            conversation_id,
+            shop_id,
+        } => {
+            let cleared = tagger
+                .clear_conversation(&conversation_id, shop_id.as_deref())
+                .await?;
             to_value(Cleared::new(conversation_id, cleared))
         }
         Operation::Feedback {
@@ -155,6 +183,7 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
             conversation_id,
             message_id,
             source,
+            shop_id,
         } => to_value(
             tagger
                 .feedback(Feedback {
@@ -164,9 +193,11 @@ async fn direct(tagger: &Tagger, op: Operation) -> Result<Value, ApiError> {
                     conversation_id,
                     message_id,
                     source,
+                    shop_id,
                 })
                 .await?,
         ),
+        Operation::Outcome(req) => to_value(tagger.record_outcome(req).await?),
     };
     Ok(value)
 }

@@ -58,6 +58,10 @@ impl Service<lambda_http::Request> for StripStage {
     }
 
     fn call(&mut self, mut req: lambda_http::Request) -> Self::Future {
+        if through_function_url(&req) {
+            req.extensions_mut()
+                .insert(crate::api::shops::NoAdminRoutes);
+        }
         if let Some(path) = stripped_path(&req) {
             let query = req
                 .uri()
@@ -69,6 +73,21 @@ impl Service<lambda_http::Request> for StripStage {
             }
         }
         self.0.call(req)
+    }
+}
+
+/// A Function URL event has the HTTP API v2 shape; its domain is the URL's own
+/// (`<id>.lambda-url.<region>.on.aws`). A Function URL authorises the whole function, never
+/// a route, so the operators' routes are refused through it.
+fn through_function_url(req: &lambda_http::Request) -> bool {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c
+            .domain_name
+            .as_deref()
+            .is_some_and(|d| d.contains(".lambda-url.")),
+        _ => false,
     }
 }
 

@@ -69,16 +69,19 @@ impl Tagger {
         message_key: &str,
         result: &MessageResult,
         at: u64,
+        only: Option<&[usize]>,
     ) -> Vec<Event> {
         let Some(events) = &self.events else {
             return Vec::new();
         };
+        // The shop's profile may name its own event tags; else `EVENT_TAGS`'.
+        let tagged = only.unwrap_or(&events.tagged);
         let tags = &self.classifier.labels().tags;
-        let scope = conversation.map_or("-", |(id, _)| id);
+        let scope = scope(result, conversation.map_or("-", |(id, _)| id));
         result
             .selected
             .iter()
-            .filter(|s| events.tagged.iter().any(|&i| tags[i] == s.tag))
+            .filter(|s| tagged.iter().any(|&i| tags[i] == s.tag))
             .map(|s| {
                 Event::MessageTagged(MessageTagged {
                     event_id: format!("{scope}/{message_key}/tagged/{}", s.tag),
@@ -88,6 +91,7 @@ impl Tagger {
                     confidence: s.confidence,
                     selected: result.selected.clone(),
                     conversation_tag: conversation.and_then(|(_, c)| c.tag.clone()),
+                    shop_id: result.shop_id.clone(),
                     model_version: result.model_version.clone(),
                     at,
                 })
@@ -96,7 +100,8 @@ impl Tagger {
     }
 
     /// Add the events of `step` (a message folded into conversation `id`) to the window it
-    /// writes. `message_id` keys them; without one, the window's version does.
+    /// writes. `message_id` keys them; without one, the window's version does. `only`: the
+    /// shop's event tags, when its profile names them.
     pub(super) fn outbox_for(
         &self,
         id: &str,
@@ -104,6 +109,7 @@ impl Tagger {
         message_id: Option<&str>,
         result: &MessageResult,
         at: u64,
+        only: Option<&[usize]>,
     ) {
         if self.events.is_none() {
             return;
@@ -111,18 +117,20 @@ impl Tagger {
         let key = message_id.map_or_else(|| format!("v{}", step.next.version), str::to_owned);
         let mut new = Vec::new();
         if step.switched {
+            let scoped = scope(result, id);
             new.push(Event::TagChanged(TagChanged {
-                event_id: format!("{id}/{key}/tag-changed"),
+                event_id: format!("{scoped}/{key}/tag-changed"),
                 conversation_id: id.to_owned(),
                 message_id: message_id.map(str::to_owned),
                 from: step.previous_tag.as_ref().map(|t| t.tag.clone()),
                 to: step.next.tag.as_ref().map(|t| t.tag.clone()),
                 confidence: step.next.tag.as_ref().map(|t| t.confidence),
+                shop_id: result.shop_id.clone(),
                 model_version: result.model_version.clone(),
                 at,
             }));
         }
-        new.extend(self.tagged_events(Some((id, &step.next)), &key, result, at));
+        new.extend(self.tagged_events(Some((id, &step.next)), &key, result, at, only));
         let outbox = &mut step.next.outbox;
         outbox.extend(new);
         let excess = outbox.len().saturating_sub(MAX_OUTBOX);
@@ -211,5 +219,14 @@ fn count_put(events: &[Event], failed: Option<&EventError>) {
         if !lost {
             telemetry::event_published(event.kind());
         }
+    }
+}
+
+/// The first part of an event id: the conversation (or `-`), prefixed with the shop as
+/// `{shop_id}#` when the message named one, so two shops' conversation `42` never share ids.
+fn scope(result: &MessageResult, conversation: &str) -> String {
+    match &result.shop_id {
+        Some(shop) => format!("{shop}#{conversation}"),
+        None => conversation.to_owned(),
     }
 }

@@ -30,6 +30,9 @@ impl Tagger {
         if let Some(id) = &feedback.message_id {
             valid_message_id(id)?;
         }
+        if let Some(id) = &feedback.shop_id {
+            super::shops::valid_shop_id(id)?;
+        }
         if let Some(source) = feedback.source.as_deref().filter(|s| !valid_source(s)) {
             return Err(invalid(
                 "invalid_source",
@@ -48,6 +51,7 @@ impl Tagger {
             conversation_id: feedback.conversation_id,
             message_id: feedback.message_id,
             source: feedback.source,
+            shop_id: feedback.shop_id,
             received_at,
         };
         let expires_at = received_at + self.config.feedback_ttl_days * 86_400;

@@ -25,13 +25,16 @@ pub struct Queued {
     pub explain: bool,
     #[serde(default)]
     pub thresholds: Option<BTreeMap<String, f64>>,
+    /// The shop the message was written to: its profile applies.
+    #[serde(default)]
+    pub shop_id: Option<String>,
 }
 
 /// What a queued message did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueuedOutcome {
     Conversation(Box<ConversationOutcome>),
-    Message(MessageResult),
+    Message(Box<MessageResult>),
 }
 
 impl Tagger {
@@ -44,6 +47,7 @@ impl Tagger {
         let options = Options {
             explain: queued.explain,
             thresholds: queued.thresholds,
+            shop_id: queued.shop_id,
         };
         let message_id = queued.message_id.as_deref().unwrap_or(queue_id);
         match queued.conversation_id.as_deref() {
@@ -58,12 +62,13 @@ impl Tagger {
             }
             None => {
                 super::valid_message_id(message_id)?;
-                let result = self
-                    .classify_message_with(&queued.message, &options)
+                let (result, chosen) = self
+                    .classify_message_resolved(&queued.message, &options)
                     .await?;
-                let events = self.tagged_events(None, message_id, &result, now());
+                let only = chosen.event_tags.as_deref();
+                let events = self.tagged_events(None, message_id, &result, now(), only);
                 self.put_events(&events).await?;
-                Ok(QueuedOutcome::Message(result))
+                Ok(QueuedOutcome::Message(Box::new(result)))
             }
         }
     }

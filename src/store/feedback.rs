@@ -126,6 +126,7 @@ fn to_item(r: &FeedbackRecord, expires_at: u64) -> HashMap<String, AttributeValu
         ("conversation_id", &r.conversation_id),
         ("message_id", &r.message_id),
         ("source", &r.source),
+        ("shop_id", &r.shop_id),
     ] {
         if let Some(v) = value {
             item.insert(name.to_owned(), AttributeValue::S(v.clone()));
@@ -156,6 +157,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<FeedbackRecord, S
         conversation_id: text("conversation_id"),
         message_id: text("message_id"),
         source: text("source"),
+        shop_id: text("shop_id"),
         received_at: item
             .get("received_at")
             .and_then(|v| v.as_n().ok())

@@ -1,17 +1,26 @@
 //! Where conversation windows live. The service sees only this trait: the in-memory store
 //! serves local runs and tests, DynamoDB (issue 4) serves Lambda. Feedback (`feedback`) has
-//! its own trait and table: append-only, with the message text.
+//! its own trait and table: append-only, with the message text. Shop profiles (`profiles`) and
+//! experiment records (`experiments`) have theirs too, each with a DynamoDB table.
 
 mod dynamo;
+mod dynamo_experiments;
+mod dynamo_profiles;
+mod experiments;
 mod feedback;
 mod memory;
+mod profiles;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use dynamo::{DynamoSettings, DynamoStore};
+pub use dynamo_experiments::DynamoExperiments;
+pub use dynamo_profiles::DynamoProfiles;
+pub use experiments::{ExperimentRecords, ExperimentStore, MemoryExperiments};
 pub use feedback::{DynamoFeedback, FeedbackStore, MemoryFeedback, Page};
 pub use memory::MemoryStore;
+pub use profiles::{MemoryProfiles, ProfileStore};
 
 use crate::conversation::Conversation;
 
@@ -22,7 +31,8 @@ pub enum StoreError {
     #[error("the conversation changed since it was read")]
     Conflict,
     /// The store could not be reached or did not answer in time.
-    #[error("conversation store unavailable: {0}")]
+    /// (Every store's: conversations, feedback, profiles, experiments; the caller names which.)
+    #[error("store unavailable: {0}")]
     Unavailable(String),
 }
 

@@ -5,8 +5,10 @@
 //! task-local by the code that spends it, read by the adapter that answers (the
 //! `Server-Timing` header, the per-route histograms). Nothing here knows HTTP.
 
+pub mod drift;
 pub mod logging;
 pub mod names;
+mod shops;
 mod sink;
 
 use std::cell::RefCell;
@@ -16,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::conversation::TagScore;
+pub use shops::{exposed, exposure_lost, outcome_recorded, profile_read};
 pub use sink::{flush_emf, install, render_prometheus, MetricsError, MetricsMode};
 use sink::{Sink, SINK};
 

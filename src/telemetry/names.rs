@@ -26,6 +26,34 @@ pub const EVENTS_LOST: &str = "tagbeez_events_lost";
 pub const QUEUE_FAILURES: &str = "tagbeez_queue_failures";
 /// Personal data replaced in messages, by `kind` (`email`, `phone`, `card`, `iban`, `address`).
 pub const REDACTIONS: &str = "tagbeez_redactions";
+/// Calibrated probabilities counted in ten fixed bins (`bin` "0" for [0, 0.1) ... "9" for
+/// [0.9, 1.0]), by `tag` (and `shop_id` where a request names one and `DRIFT_BY_SHOP` is on).
+/// A counter: the share of each bin over any period is the tag's probability distribution.
+pub const PROBABILITY_BIN: &str = "tagbeez_probability_bin";
+/// 1 when a message got the `tag`, 0 when not: one value per message and tag, so the mean
+/// (CloudWatch's `Average`, Prometheus' `_sum / _count`) is the tag's selection rate. By `tag`
+/// (and `shop_id`); in EMF also with exactly the dimension set `[tag]`, which the anomaly
+/// alarms watch.
+pub const SELECTION_RATE: &str = "tagbeez_selection_rate";
+/// 1 when a message got no tag at all, 0 when it got one or more: the mean is the no-tag
+/// rate. No labels (and a `shop_id` variant); in EMF also with no dimensions (its alarm).
+pub const NO_TAG_RATE: &str = "tagbeez_no_tag_rate";
+/// Population stability index of a `tag`'s probabilities over the sliding window of recent
+/// messages against the validation baseline shipped with the model (`src/drift/`): < 0.1
+/// stable, 0.1-0.25 a moderate shift, > 0.25 a significant one. A gauge, per process.
+pub const PSI: &str = "tagbeez_psi";
+
+/// Shop profile reads, by `how`: `cached`, `stored`, `fallback` (the store failed or was slow;
+/// the last known profile or the defaults were used).
+pub const PROFILE_READS: &str = "tagbeez_profile_reads";
+/// Conversation messages not counted in their experiment (the experiment store failed).
+pub const EXPOSURES_LOST: &str = "tagbeez_exposures_lost";
+/// Outcomes recorded (`POST /outcome`), by `outcome`, `experiment` and `variant`.
+pub const OUTCOMES: &str = "tagbeez_outcomes";
+/// Conversation messages in an experiment, by `experiment` and `variant`.
+pub const EXPERIMENT_MESSAGES: &str = "tagbeez_experiment_messages";
+/// Tags selected on those messages, by `experiment` and `variant`.
+pub const EXPERIMENT_TAGS_SELECTED: &str = "tagbeez_experiment_tags_selected";
 
 /// Every metric the service records.
 pub const ALL: &[&str] = &[
@@ -48,6 +76,15 @@ pub const ALL: &[&str] = &[
     EVENTS_LOST,
     QUEUE_FAILURES,
     REDACTIONS,
+    PROBABILITY_BIN,
+    SELECTION_RATE,
+    NO_TAG_RATE,
+    PSI,
+    PROFILE_READS,
+    EXPOSURES_LOST,
+    OUTCOMES,
+    EXPERIMENT_MESSAGES,
+    EXPERIMENT_TAGS_SELECTED,
 ];
 
 /// Also recorded in EMF with no dimensions at all: the series alarms watch, whatever the
@@ -60,4 +97,9 @@ pub const ROLLUPS: &[&str] = &[
     OVERLOAD_REJECTIONS,
     EVENTS_LOST,
     QUEUE_FAILURES,
+    NO_TAG_RATE,
 ];
+
+/// Also recorded in EMF with exactly the dimension set `[tag]` (no model version, no shop):
+/// the per-tag series the anomaly alarms and the drift dashboard row watch.
+pub const TAG_ROLLUPS: &[&str] = &[SELECTION_RATE, PSI];

@@ -1,7 +1,9 @@
 //! Reading and parsing the deployment files, shared by the tests that check them against the
 //! code (`tests/deploy_files.rs`, `tests/deploy_monitoring.rs`): template.yaml's resources and
 //! YAML blocks, the CDK construct's exported TypeScript constants, and from both the alarms
-//! and the dashboard as one description each, to compare.
+//! and the dashboard as one description each, to compare. The CDK construct names the model's
+//! tags only at synth time (from model/labels.json), so its per-tag alarms and dashboard lines
+//! are expanded here over `model_tags()`, the same file's tags.
 //! Use from a test file with `#[path = "support/deploy.rs"] mod deploy;`.
 
 #![allow(dead_code)] // each test file uses the part it needs
@@ -35,6 +37,33 @@ pub fn read(relative: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The model's tags: `tags` of model/labels.json, in order.
+pub fn model_tags() -> Vec<String> {
+    let labels: serde_json::Value =
+        serde_json::from_str(&read("model/labels.json")).expect("model/labels.json is JSON");
+    let tags: Vec<String> = labels["tags"]
+        .as_array()
+        .expect("model/labels.json has tags")
+        .iter()
+        .map(|t| t.as_str().expect("a tag is a string").to_owned())
+        .collect();
+    assert!(!tags.is_empty(), "model/labels.json has no tags");
+    tags
+}
+
+/// A tag as part of a logical id, as the construct's `tagbeezPascalCase`: `First-time-visitor`
+/// is `FirstTimeVisitor`.
+pub fn pascal_case(tag: &str) -> String {
+    tag.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            let first = chars.next().unwrap().to_ascii_uppercase();
+            std::iter::once(first).chain(chars).collect::<String>()
+        })
+        .collect()
 }
 
 pub fn indent(line: &str) -> usize {
@@ -325,10 +354,16 @@ pub struct Alarm {
     pub condition: Option<String>,
     /// Metric ids to metric names (id "" for a single-metric alarm).
     pub metrics: Vec<(String, String)>,
+    /// The dimensions of a service metric, (name, value): the drift alarms' `tag`; none for the
+    /// no-dimension rollups. (The AWS/Lambda and AWS/SQS dimensions are checked apart.)
+    pub dimensions: Vec<(String, String)>,
     pub expression: Option<String>,
     pub stat: String,
     pub period: String,
-    pub threshold: String,
+    /// A static threshold; `None` for an anomaly detection alarm.
+    pub threshold: Option<String>,
+    /// The id of the band an anomaly detection alarm compares with (its ThresholdMetricId).
+    pub threshold_metric_id: Option<String>,
     pub comparison: String,
     pub evaluation_periods: String,
     pub datapoints_to_alarm: String,
@@ -345,6 +380,11 @@ pub fn sam_alarms(template: &str) -> Vec<Alarm> {
             let values = yaml_values(&block, key);
             assert_eq!(values.len(), 1, "{id}: {key}: {values:?}");
             values[0].to_owned()
+        };
+        let optional = |key: &str| -> Option<String> {
+            let values = yaml_values(&block, key);
+            assert!(values.len() <= 1, "{id}: {key}: {values:?}");
+            values.first().map(|v| v.to_string())
         };
         let name = one("AlarmName");
         let name = name
@@ -388,12 +428,19 @@ pub fn sam_alarms(template: &str) -> Vec<Alarm> {
                 ["!GetAtt DeadLetterQueue.QueueName"],
                 "{id}"
             );
-        } else {
-            assert!(
-                !block.contains("Dimensions:"),
-                "{id}: the alarms read the no-dimension rollups"
-            );
         }
+        let dimensions: Vec<(String, String)> = if namespace == "service" {
+            let names = yaml_values(&block, "Name");
+            let values = yaml_values(&block, "Value");
+            assert_eq!(names.len(), values.len(), "{id}: Dimensions");
+            names
+                .into_iter()
+                .zip(values)
+                .map(|(n, v)| (n.to_owned(), unquote(v).to_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         // Metric ids, in the order of `Metrics:` (the single-metric form has none).
         let mut metrics = Vec::new();
         let mut current_id = String::new();
@@ -431,10 +478,12 @@ pub fn sam_alarms(template: &str) -> Vec<Alarm> {
             namespace,
             condition,
             metrics,
+            dimensions,
             expression: expressions.first().map(|e| e.to_string()),
             stat: single(stats, &format!("{id}: statistic")).to_owned(),
             period: single(yaml_values(&block, "Period"), &format!("{id}: Period")).to_owned(),
-            threshold: one("Threshold"),
+            threshold: optional("Threshold"),
+            threshold_metric_id: optional("ThresholdMetricId"),
             comparison: one("ComparisonOperator"),
             evaluation_periods: one("EvaluationPeriods"),
             datapoints_to_alarm: one("DatapointsToAlarm"),
@@ -511,8 +560,45 @@ pub fn ts_strings(array: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn cdk_alarms(construct: &str) -> Vec<Alarm> {
-    let block = ts_const_block(construct, "TAGBEEZ_ALARMS");
+/// The construct's alarms: TAGBEEZ_ALARMS, and TAGBEEZ_DRIFT_ALARMS with each `perTag` one
+/// expanded over `tags` (as the construct does at synth time with model/labels.json's), named
+/// `<name>-<tag>`, with the id `<id><Tag>` and the dimension `tag`.
+pub fn cdk_alarms(construct: &str, tags: &[String]) -> Vec<Alarm> {
+    let mut alarms: Vec<Alarm> = ["TAGBEEZ_ALARMS", "TAGBEEZ_DRIFT_ALARMS"]
+        .into_iter()
+        .flat_map(|name| cdk_alarm_specs(construct, name))
+        .flat_map(|(alarm, per_tag)| {
+            if !per_tag {
+                return vec![alarm];
+            }
+            tags.iter()
+                .map(|tag| Alarm {
+                    name: format!("{}-{tag}", alarm.name),
+                    id: format!("{}{}", alarm.id, pascal_case(tag)),
+                    dimensions: vec![("tag".to_owned(), tag.clone())],
+                    metrics: alarm.metrics.clone(),
+                    namespace: alarm.namespace.clone(),
+                    condition: alarm.condition.clone(),
+                    expression: alarm.expression.clone(),
+                    stat: alarm.stat.clone(),
+                    period: alarm.period.clone(),
+                    threshold: alarm.threshold.clone(),
+                    threshold_metric_id: alarm.threshold_metric_id.clone(),
+                    comparison: alarm.comparison.clone(),
+                    evaluation_periods: alarm.evaluation_periods.clone(),
+                    datapoints_to_alarm: alarm.datapoints_to_alarm.clone(),
+                    treat_missing_data: alarm.treat_missing_data.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    alarms.sort();
+    alarms
+}
+
+/// The alarm specs of one exported array of the construct, each with its `perTag`.
+fn cdk_alarm_specs(construct: &str, array: &str) -> Vec<(Alarm, bool)> {
+    let block = ts_const_block(construct, array);
     let mut objects: Vec<Vec<(String, String)>> = Vec::new();
     for line in block.lines().skip(1) {
         let trimmed = line.trim();
@@ -532,7 +618,7 @@ pub fn cdk_alarms(construct: &str) -> Vec<Alarm> {
         }
         fields.push((key.to_owned(), value.trim().to_owned()));
     }
-    let mut alarms: Vec<Alarm> = objects
+    objects
         .into_iter()
         .map(|fields| {
             let get = |key: &str| {
@@ -553,25 +639,31 @@ pub fn cdk_alarms(construct: &str) -> Vec<Alarm> {
                 other => panic!("{CONSTRUCT}: an alarm has metric or metrics: {other:?}"),
             };
             metrics.sort();
-            Alarm {
+            let alarm = Alarm {
                 name: req("name"),
                 id: req("id"),
                 namespace: req("namespace"),
                 condition: get("option"),
                 metrics,
+                dimensions: Vec::new(),
                 expression: get("expression"),
                 stat: req("stat"),
                 period: req("period"),
-                threshold: req("threshold"),
+                threshold: get("threshold"),
+                threshold_metric_id: get("thresholdMetricId"),
                 comparison: req("comparison"),
                 evaluation_periods: req("evaluationPeriods"),
                 datapoints_to_alarm: req("datapointsToAlarm"),
                 treat_missing_data: req("treatMissingData"),
-            }
+            };
+            let per_tag = match get("perTag").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => panic!("{CONSTRUCT}: perTag: {other}"),
+            };
+            (alarm, per_tag)
         })
-        .collect();
-    alarms.sort();
-    alarms
+        .collect()
 }
 
 /// One line (or one line per dimension value, with `search`) of a dashboard graph.
@@ -581,8 +673,12 @@ pub struct Series {
     pub stat: String,
     /// `service` or `AWS/Lambda`.
     pub namespace: String,
-    /// The dimension names of a SEARCH; `None` for the no-dimension rollup or a Lambda metric.
+    /// The dimension names of a SEARCH; `None` for the no-dimension rollup, a metric's own
+    /// dimensions or a Lambda metric.
     pub search: Option<Vec<String>>,
+    /// The (name, value) dimensions of one service series drawn without SEARCH: the drift row's
+    /// `tag`; none for a rollup. (A Lambda metric's FunctionName is checked apart.)
+    pub dimensions: Vec<(String, String)>,
     pub label: Option<String>,
     pub right: bool,
 }
@@ -687,6 +783,7 @@ pub fn sam_dashboard(template: &str) -> Vec<Widget> {
                         stat,
                         namespace: "service".into(),
                         search: Some(dims),
+                        dimensions: Vec::new(),
                         label,
                         right,
                     });
@@ -694,17 +791,22 @@ pub fn sam_dashboard(template: &str) -> Vec<Widget> {
                 }
                 let strings: Vec<&str> = entry.iter().filter_map(|v| v.as_str()).collect();
                 assert_eq!(props["period"], 300, "{title}");
-                let stat = opts["stat"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{title}: no stat"))
-                    .to_owned();
+                // Average is the dashboard's default statistic: the CDK leaves it out, and so
+                // does the template.
+                let stat = opts["stat"].as_str().unwrap_or("Average").to_owned();
                 let (namespace, metric, dims) = (strings[0], strings[1], &strings[2..]);
+                assert_eq!(
+                    dims.len() % 2,
+                    0,
+                    "{title}: {metric}: dimension name, value, ..."
+                );
+                let mut dimensions: Vec<(String, String)> = Vec::new();
                 let namespace = match namespace {
                     "NS" => {
-                        assert!(
-                            dims.is_empty(),
-                            "{title}: {metric} without SEARCH must be the rollup"
-                        );
+                        dimensions = dims
+                            .chunks(2)
+                            .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+                            .collect();
                         "service"
                     }
                     "AWS/Lambda" => {
@@ -718,6 +820,7 @@ pub fn sam_dashboard(template: &str) -> Vec<Widget> {
                     stat,
                     namespace: namespace.to_owned(),
                     search: None,
+                    dimensions,
                     label,
                     right,
                 });
@@ -731,7 +834,9 @@ pub fn sam_dashboard(template: &str) -> Vec<Widget> {
         .collect()
 }
 
-pub fn cdk_dashboard(construct: &str) -> Vec<Widget> {
+/// The construct's dashboard, with each `perTag` series expanded over `tags` into one line per
+/// tag (the `tag` dimension, labelled by the tag), as the construct draws it.
+pub fn cdk_dashboard(construct: &str, tags: &[String]) -> Vec<Widget> {
     let block = ts_const_block(construct, "TAGBEEZ_DASHBOARD");
     let mut widgets: Vec<Widget> = Vec::new();
     for line in block.lines().skip(1) {
@@ -762,16 +867,34 @@ pub fn cdk_dashboard(construct: &str) -> Vec<Widget> {
                     .map(|(_, v)| v.clone())
             };
             let widget = widgets.last_mut().expect("a series inside a widget");
-            widget.series.push(Series {
+            let series = |dimensions: Vec<(String, String)>, label: Option<String>| Series {
                 metric: ts_unquote(&get("metric").unwrap()),
                 stat: ts_unquote(&get("stat").expect("stat")),
                 namespace: get("namespace")
                     .map(|n| ts_unquote(&n))
                     .unwrap_or_else(|| "service".into()),
                 search: get("search").map(|s| ts_strings(&s)),
-                label: get("label").map(|l| ts_unquote(&l)),
+                dimensions,
+                label,
                 right: get("right").as_deref() == Some("true"),
-            });
+            };
+            if get("perTag").as_deref() == Some("true") {
+                assert_eq!(
+                    get("label"),
+                    None,
+                    "a perTag series is labelled by its tags"
+                );
+                for tag in tags {
+                    widget.series.push(series(
+                        vec![("tag".to_owned(), tag.clone())],
+                        Some(tag.clone()),
+                    ));
+                }
+            } else {
+                widget
+                    .series
+                    .push(series(Vec::new(), get("label").map(|l| ts_unquote(&l))));
+            }
         }
     }
     widgets

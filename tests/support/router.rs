@@ -230,9 +230,11 @@ pub fn assert_well_formed(result: &Value) {
         [
             "all",
             "model_version",
+            "profile",
             "redactions",
             "selected",
             "threshold",
+            "threshold_sources",
             "thresholds",
             "truncated"
         ],
@@ -287,4 +289,9 @@ pub fn assert_well_formed(result: &Value) {
     assert_eq!(tags(&result["selected"]), want_selected, "{result}");
     assert!(result["truncated"].is_boolean());
     assert!(result["redactions"].is_u64(), "{result}");
+    // Without a shop: the model's thresholds, each said to be the model's.
+    assert_eq!(result["profile"], "default", "{result}");
+    let sources = result["threshold_sources"].as_object().expect("an object");
+    assert_eq!(sources.len(), labels.tags.len());
+    assert!(sources.values().all(|s| s == "model"), "{result}");
 }

@@ -6,8 +6,9 @@
     tags: [],          // GET / `tags`, in the model's order (their colours follow it)
     thresholds: {},    // GET / `thresholds`
     conversationId: "",
+    shop: "",          // the shop this conversation's messages were sent for ("" for none)
     count: 0,          // messages sent in this conversation
-    pending: null,     // {text, messageId} of a send whose answer has not come: a retry reuses the id
+    pending: null,     // {text, shop, messageId} of a send whose answer has not come: a retry reuses the id
   };
 
   const byId = (id) => document.getElementById(id);
@@ -19,6 +20,16 @@
   const errorLine = byId("error");
   const messages = byId("messages");
   const timeline = byId("timeline");
+  const shopInput = byId("shop");
+  const shopBox = byId("shop-profile");
+
+  // A shop id as the service accepts it (`shop_id`), and where a shop's profile came from.
+  const SHOP_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+  const PROFILE_SOURCES = {
+    stored: "profile read from the store",
+    cached: "profile from this instance's cache",
+    default: "no profile: the model's defaults",
+  };
 
   /** An element: attributes (class, text, data-*, aria-*, ...) and children. */
   function el(tag, attrs, ...children) {
@@ -87,10 +98,21 @@
     errorLine.hidden = !message;
   }
 
+  /** The shop field's id ("" for none), or null (and the error shown) when it is not one. */
+  function shopId() {
+    const id = shopInput.value.trim();
+    const ok = id === "" || SHOP_ID.test(id);
+    shopInput.setAttribute("aria-invalid", String(!ok));
+    if (!ok) showError("Shop: a shop id is 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':', '@', '-'.");
+    return ok ? id : null;
+  }
+
   function newConversation() {
     state.conversationId = `demo-${Date.now().toString(36)}-${randomHex(4)}`;
     state.count = 0;
+    state.shop = "";
     state.pending = null;
+    shopBox.hidden = true;
     byId("conversation-id").textContent = state.conversationId;
     messages.replaceChildren();
     timeline.replaceChildren();
@@ -152,28 +174,48 @@
     return box;
   }
 
+  /** Where a tag's threshold came from (`threshold_sources`), in words. */
+  function thresholdSource(source, result) {
+    const exp = result.experiment;
+    if (source === "profile") return `threshold from shop ${result.shop_id}'s profile`;
+    if (source === "variant" && exp) return `threshold from variant ${exp.variant} of experiment ${exp.name}`;
+    if (source === "request") return "threshold from this request";
+    return "the model's threshold";
+  }
+
   function bars(result) {
     const selected = new Set(result.selected.map((s) => s.tag));
+    const disabled = new Set(result.disabled_tags || []);
     const list = el("ul", { class: "bars", "data-testid": "tags", "aria-label": "Tag confidences" });
     for (const s of result.all) {
       const threshold = (result.thresholds && result.thresholds[s.tag]) ?? state.thresholds[s.tag];
       const isSelected = selected.has(s.tag);
+      const off = disabled.has(s.tag);
+      const source = (result.threshold_sources && result.threshold_sources[s.tag]) || "model";
       const fill = el("span", { class: "fill" });
       fill.style.width = pct(Math.min(1, Math.max(0, s.confidence)), 2);
       const mark = el("span", { class: "mark", "data-testid": "threshold-mark", "data-threshold": threshold });
       mark.style.left = pct(threshold, 2);
       list.append(el("li", {
-        class: `bar-row ${colour(s.tag)}${isSelected ? " selected" : ""}`,
+        class: `bar-row ${colour(s.tag)}${isSelected ? " selected" : ""}${off ? " disabled" : ""}`,
         "data-testid": "tag-row",
         "data-tag": s.tag,
         "data-confidence": s.confidence,
         "data-selected": isSelected ? "true" : "false",
+        "data-threshold-source": source,
+        "data-disabled": off ? "true" : "false",
       },
       el("span", { class: "name" }, el("span", { class: "swatch", "aria-hidden": "true" }), s.tag),
       el("span", { class: "bar", "aria-hidden": "true" }, fill, mark),
       el("span", { class: "value" }, pct(s.confidence), " ",
-        el("span", { class: "thr", text: `≥ ${pct(threshold, 0)}` }),
-        el("span", { class: "visually-hidden", text: isSelected ? " threshold met: selected" : " below threshold" }))));
+        el("span", {
+          class: `thr${source === "model" ? "" : " custom"}`,
+          "data-testid": "threshold",
+          title: off ? "turned off in the shop's profile: never selected" : thresholdSource(source, result),
+          text: off ? "off" : `≥ ${pct(threshold, 0)}`,
+        }),
+        el("span", { class: "visually-hidden", text: off ? " turned off for this shop"
+          : isSelected ? " threshold met: selected" : " below threshold" }))));
     }
     return list;
   }
@@ -269,6 +311,31 @@
     return [toggle, feedbackForm];
   }
 
+  /** The conversation's shop: which, where its profile came from, its experiment's variant. */
+  function renderShop(result) {
+    const exp = result.experiment;
+    shopBox.dataset.shop = result.shop_id || "";
+    shopBox.dataset.profile = result.profile;
+    if (!result.shop_id) {
+      shopBox.replaceChildren("No shop: the model's default thresholds.");
+    } else {
+      shopBox.replaceChildren("Shop ", el("code", { text: result.shop_id }),
+        ` · ${PROFILE_SOURCES[result.profile] || result.profile}`);
+      if (exp) {
+        shopBox.append(" · ", el("strong", {
+          "data-testid": "shop-variant", "data-experiment": exp.name, "data-variant": exp.variant,
+          text: `experiment ${exp.name}, variant ${exp.variant}`,
+        }));
+      }
+      if (result.profile_error) {
+        shopBox.append(el("span", {
+          class: "profile-error", "data-testid": "shop-profile-error", text: result.profile_error,
+        }));
+      }
+    }
+    shopBox.hidden = false;
+  }
+
   function renderMessage(n, text, messageId, reply) {
     const result = reply.message_result;
     const item = el("li", {
@@ -300,12 +367,16 @@
       showError("Type a message first.");
       return;
     }
-    if (!state.pending || state.pending.text !== text) {
-      state.pending = { text, messageId: `m${state.count + 1}-${randomHex(4)}` };
+    const shop = shopId();
+    if (shop === null) return;
+    if (state.count > 0 && shop !== state.shop) newConversation(); // one shop per conversation
+    if (!state.pending || state.pending.text !== text || state.pending.shop !== shop) {
+      state.pending = { text, shop, messageId: `m${state.count + 1}-${randomHex(4)}` };
     }
     const { messageId } = state.pending;
     const conversationId = state.conversationId;
     const body = { conversation_id: conversationId, message: text, message_id: messageId };
+    if (shop) body.shop_id = shop;
     if (explainBox.checked) body.explain = true;
     sendButton.disabled = true;
     document.body.dataset.busy = "true";
@@ -315,7 +386,9 @@
       const reply = await api("POST", "classify-conversation", body);
       if (conversationId !== state.conversationId) return; // a new conversation began meanwhile
       state.count += 1;
+      state.shop = shop;
       state.pending = null;
+      renderShop(reply.message_result);
       renderMessage(state.count, text, messageId, reply);
       input.value = "";
       statusLine.textContent = `Message ${state.count} classified.`;
@@ -340,6 +413,16 @@
     }
   });
   byId("new-conversation").addEventListener("click", newConversation);
+  shopInput.addEventListener("change", () => {
+    const wasInvalid = shopInput.getAttribute("aria-invalid") === "true";
+    const shop = shopId();
+    if (shop === null) return;
+    if (wasInvalid) showError("");
+    if (state.count > 0 && shop !== state.shop) {
+      newConversation();
+      statusLine.textContent = `A new conversation, for ${shop ? `shop ${shop}` : "no shop"}.`;
+    }
+  });
 
   async function start() {
     newConversation();
