@@ -350,16 +350,17 @@ impl ToSchema for Source {
 
 /// A JSON error response (`ErrorBody`).
 fn error_response(description: impl Into<String>) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
+    error_body(description).build().into()
+}
+
+/// A response whose body is the JSON error (`ErrorBody`), to finish or add to.
+fn error_body(description: impl Into<String>) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
 }
 
 /// 413 and 415: what every route with a JSON body refuses before parsing it.
@@ -414,24 +415,9 @@ impl IntoResponses for ClearErrors {
 
 impl IntoResponses for ConversationIdErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let unavailable = ResponseBuilder::new()
-            .description(
-                "The conversation store is unavailable (`store_unavailable`, `store_contention`).",
-            )
-            .header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(ObjectBuilder::new().schema_type(Type::Integer))
-                    .description(Some("Seconds to wait before retrying"))
-                    .build(),
-            )
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build();
+        let unavailable = unavailable(
+            "The conversation store is unavailable (`store_unavailable`, `store_contention`).",
+        );
         BTreeMap::from([
             (
                 "400".to_owned(),
@@ -442,6 +428,42 @@ impl IntoResponses for ConversationIdErrors {
                 error_response("No live conversation has this id (`conversation_not_found`)."),
             ),
             ("503".to_owned(), unavailable.into()),
+        ])
+    }
+}
+
+/// A 503 with its `Retry-After` header and the error body.
+fn unavailable(description: &str) -> Response {
+    error_body(description)
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
+        )
+        .build()
+}
+
+/// 403 and 503: what every profile route may answer besides its own (refused through a
+/// Function URL; the profile store unavailable).
+pub struct ProfileRouteErrors;
+
+impl IntoResponses for ProfileRouteErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            (
+                "403".to_owned(),
+                error_response(
+                    "Refused through a Lambda Function URL (`admin_route_refused`): the \
+                     operators' routes are served only where they can be authorised apart \
+                     (API Gateway).",
+                ),
+            ),
+            (
+                "503".to_owned(),
+                unavailable("The profile store is unavailable (`profile_unavailable`).").into(),
+            ),
         ])
     }
 }

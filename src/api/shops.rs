@@ -89,12 +89,7 @@ pub struct ProfileDeleted {
             size (`invalid_window_size`) or experiment (`invalid_experiment`: 2-8 uniquely \
             named variants whose shares sum to 1)."),
         openapi::JsonBodyRefused,
-        (status = 403, body = error::ErrorBody, description = "Refused through a Lambda \
-            Function URL (`admin_route_refused`): the operators' routes are served only where \
-            they can be authorised apart (API Gateway)."),
-        (status = 503, body = error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-            description = "The profile store is unavailable (`profile_unavailable`)."),
+        openapi::ProfileRouteErrors,
         openapi::Internal,
     ))]
 pub(super) async fn put_profile(
@@ -112,14 +107,9 @@ pub(super) async fn put_profile(
     responses(
         (status = 200, description = "The shop's stored profile.", body = ProfileView),
         (status = 400, body = error::ErrorBody, description = "A bad shop id (`invalid_shop_id`)."),
-        (status = 403, body = error::ErrorBody, description = "Refused through a Lambda \
-            Function URL (`admin_route_refused`): the operators' routes are served only where \
-            they can be authorised apart (API Gateway)."),
         (status = 404, body = error::ErrorBody, description = "The shop has no profile \
             (`profile_not_found`): it runs on the model's defaults."),
-        (status = 503, body = error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-            description = "The profile store is unavailable (`profile_unavailable`)."),
+        openapi::ProfileRouteErrors,
         openapi::Internal,
     ))]
 pub(super) async fn get_profile(
@@ -137,12 +127,7 @@ pub(super) async fn get_profile(
         (status = 200, description = "The profile is gone (`deleted: true`), or there was none \
             (`deleted: false`).", body = ProfileDeleted),
         (status = 400, body = error::ErrorBody, description = "A bad shop id (`invalid_shop_id`)."),
-        (status = 403, body = error::ErrorBody, description = "Refused through a Lambda \
-            Function URL (`admin_route_refused`): the operators' routes are served only where \
-            they can be authorised apart (API Gateway)."),
-        (status = 503, body = error::ErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-            description = "The profile store is unavailable (`profile_unavailable`)."),
+        openapi::ProfileRouteErrors,
         openapi::Internal,
     ))]
 pub(super) async fn delete_profile(
