@@ -325,7 +325,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Where a conversation's window is stored: under its id, or `{shop_id}#{id}` when a shop
 /// names it (ids cannot hold `#`, so the two never collide).
-fn storage_key(shop_id: Option<&str>, id: &str) -> String {
+pub(super) fn storage_key(shop_id: Option<&str>, id: &str) -> String {
     match shop_id {
         Some(shop) => format!("{shop}#{id}"),
         None => id.to_owned(),

@@ -222,11 +222,8 @@ fn count_put(events: &[Event], failed: Option<&EventError>) {
     }
 }
 
-/// The first part of an event id: the conversation (or `-`), prefixed with the shop as
-/// `{shop_id}#` when the message named one, so two shops' conversation `42` never share ids.
+/// The first part of an event id: the conversation's storage key (`{shop_id}#{conversation}`
+/// when the message named a shop), so two shops' conversation `42` never share ids.
 fn scope(result: &MessageResult, conversation: &str) -> String {
-    match &result.shop_id {
-        Some(shop) => format!("{shop}#{conversation}"),
-        None => conversation.to_owned(),
-    }
+    super::conversations::storage_key(result.shop_id.as_deref(), conversation)
 }
