@@ -14,13 +14,14 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 # minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
 QUANT_FORMS ?= weights-int8
 
-.PHONY: help test test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms drift-baseline eval-redaction agreement styleprobe tract-tool moto \
+.PHONY: help test test-quick tools rust-build rust-tests e2e-run test-python-run schemathesis-run soak-short-run test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms drift-baseline eval-redaction agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
 	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features bench-profiles test-demo browser \
 	fault-run
 
 help:
-	@echo "make test    run every test (Rust and Python); what CI runs"
+	@echo "make test    run every test (Rust and Python); what CI runs (two lanes, parts timed)"
+	@echo "make test-quick   the inner loop: fmt and the Rust tests but the slowest (< 5 min after a first build)"
 	@echo "make model   join real labels -> prepare -> train -> export -> quantize -> evaluate (needs ../shared/data);"
 	@echo "             FEEDBACK=file.jsonl adds an export-feedback file; old vs new in model/reports/flywheel.md"
 	@echo "make prune   cut the shipped model's vocabulary to the pieces real traffic uses (kept if validation holds)"
@@ -44,7 +45,48 @@ help:
 	@echo "make load    the local server under wrk at 1-256 connections, inference limit on and off (~5 min)"
 	@echo "make soak    10 minutes of steady load: the server's RSS and its slope in MiB/h (soak-short: 60 s, checked)"
 
-test: lint deny test-rust schemathesis test-python packages test-deploy e2e soak-short
+# Every check, in two lanes side by side, each part timed (scripts/test-all.sh says how they
+# meet; docs/testing.md has the table). The parts below also run one by one: `make lint`,
+# `make test-rust`, `make e2e`, ...
+test:
+	scripts/test-all.sh
+
+# The inner loop, under 5 minutes once `make test` (or `make rust-build`) has built once: style,
+# then the Rust tests except the slowest parts, which `make test` keeps: the fuzz targets at
+# 2,000 cases instead of 80,000, and no browser, end-to-end bootstrap or fault-run test.
+test-quick: moto
+	cargo fmt --all -- --check
+	FUZZ_CASES=2000 cargo test $(TEST_PROFILE) -- --skip the_demo_page_shows_what_the_api_returns \
+		--skip a_small_queue_run_under_faults
+
+# The parts of `make test` that scripts/test-all.sh runs after one another in its lanes.
+# Everything the tests install, in one part, before the tests start (each script is a no-op
+# when its tool is there).
+tools: moto browser e2e-tools load-tools lambda-tools schemathesis-tools venv
+	scripts/install-aws-tools.sh
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+
+# Every test binary, the server and the tract tool, built once in the `local` profile.
+rust-build:
+	cargo test $(TEST_PROFILE) --no-run
+	cargo build $(TEST_PROFILE) --bin tagbeez --example tract_tool
+
+# Run the Rust tests (what rust-build built; cargo checks it is fresh).
+rust-tests:
+	cargo test $(TEST_PROFILE)
+
+e2e-run:
+	cargo test $(TEST_PROFILE) --test bootstrap_e2e --test forms_e2e -- --ignored --nocapture --test-threads=1
+
+test-python-run:
+	cd model && $(PY) -m pytest -q tests
+
+# The server rust-build built; cargo is not called (it may hold target/local's lock).
+schemathesis-run:
+	TAGBEEZ_PREBUILT=1 scripts/schemathesis.sh
+
+soak-short-run:
+	python3 scripts/load.py soak --seconds 60 --check
 
 # Supply-chain checks on the dependency graph (deny.toml): licences, banned crates and
 # features, wildcards, crates.io-only sources. Offline, with cargo-deny 0.20.2 built from
@@ -89,8 +131,8 @@ browser:
 # x86_64 cold start (median of 7). Then the execution forms (tests/forms_e2e.rs): which form each
 # bootstrap picks, and that f32 and int8 tag alike, on x86_64 and on arm64 as Graviton2's and an
 # SVE2 core (about 2-3 minutes under qemu). --nocapture prints the measurements.
-e2e: packages moto e2e-tools
-	cargo test $(TEST_PROFILE) --test bootstrap_e2e --test forms_e2e -- --ignored --nocapture --test-threads=1
+e2e: build moto e2e-tools
+	$(MAKE) --no-print-directory e2e-run
 
 e2e-tools:
 	scripts/install-e2e-tools.sh
@@ -155,12 +197,12 @@ sam-build: lambda-tools
 	scripts/install-aws-tools.sh
 	$(SAM) build
 
-# A local DynamoDB-compatible server with the conversation table (see the README).
+# A local DynamoDB-compatible server with the conversation table (docs/deploy.md, "The conversation table").
 dynamodb-local:
 	scripts/dynamodb-local.sh
 
 test-python: venv tract-tool
-	cd model && $(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory test-python-run
 
 tract-tool:
 	cargo build $(TEST_PROFILE) --example tract_tool
@@ -224,7 +266,7 @@ soak: load-tools
 # the one that sees a slow leak).
 soak-short: load-tools
 	cargo build $(TEST_PROFILE) --bin tagbeez
-	python3 scripts/load.py soak --seconds 60 --check
+	$(MAKE) --no-print-directory soak-short-run
 
 # wrk, from Debian's packages, when missing.
 load-tools:

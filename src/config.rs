@@ -25,7 +25,17 @@ pub enum DemoPage {
     Off,
 }
 
-/// Every setting of the service (the README's configuration table lists them).
+/// `LOG_FORMAT`: whether `tagbeez serve` greets a person before its JSON logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// A greeting on a terminal (stderr), then JSON lines; JSON lines only when stderr is not a
+    /// terminal.
+    Auto,
+    /// JSON lines only, terminal or not: for a developer who pipes or greps the logs.
+    Json,
+}
+
+/// Every setting of the service (docs/deploy.md's settings table lists them; tests/deploy_files.rs holds the two together).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `HOST`: the local server's listen address.
@@ -40,6 +50,8 @@ pub struct Config {
     pub snippet_chars: usize,
     /// `LOG_LEVEL`: tracing filter, e.g. `info` or `tagbeez=debug`.
     pub log_level: String,
+    /// `LOG_FORMAT`: a greeting on a terminal (`auto`) or JSON lines only (`json`).
+    pub log_format: LogFormat,
     /// `TABLE_NAME` (+ `DYNAMODB_ENDPOINT`, `DYNAMODB_CONNECT_TIMEOUT_MS`,
     /// `DYNAMODB_OPERATION_TIMEOUT_MS`): conversations in DynamoDB; `None` keeps them in memory.
     pub dynamodb: Option<DynamoSettings>,
@@ -282,6 +294,11 @@ impl Config {
             )?,
             snippet_chars: parse(get("SNIPPET_CHARS"), 50usize, |v| *v <= 500, "0 to 500")?,
             log_level: get("LOG_LEVEL").map_or("info".into(), |(_, v)| v.to_owned()),
+            log_format: choice(
+                get("LOG_FORMAT"),
+                LogFormat::Auto,
+                &[("auto", LogFormat::Auto), ("json", LogFormat::Json)],
+            )?,
             dynamodb: non_empty(get("TABLE_NAME"))
                 .map(|(_, t)| dynamo(t))
                 .transpose()?,

@@ -7,34 +7,36 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::schema::MAX_SOURCE_CHARS;
+
 /// A correction, as a caller sends it (`POST /feedback`, direct operation `feedback`).
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
     /// The message, as it was classified.
-    #[schema(value_type = crate::api::openapi::Message)]
+    #[schema(value_type = crate::schema::Message)]
     pub message: String,
     /// The tags the message should have had: known tags, none repeated; `[]` when no tag
     /// applies.
-    #[schema(value_type = crate::api::openapi::Tags)]
+    #[schema(value_type = crate::schema::Tags)]
     pub tags: Vec<String>,
     /// The tags the service gave it, when known.
     #[serde(default)]
-    #[schema(value_type = Option<crate::api::openapi::Tags>)]
+    #[schema(value_type = Option<crate::schema::Tags>)]
     pub predicted: Option<Vec<String>>,
     #[serde(default)]
-    #[schema(value_type = Option<crate::api::openapi::Id>)]
+    #[schema(value_type = Option<crate::schema::Id>)]
     pub conversation_id: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<crate::api::openapi::Id>)]
+    #[schema(value_type = Option<crate::schema::Id>)]
     pub message_id: Option<String>,
     /// Who corrected it, e.g. `agent` or `demo`: 1-64 characters of `[A-Za-z0-9_.:@-]`.
     #[serde(default)]
-    #[schema(value_type = Option<crate::api::openapi::Source>)]
+    #[schema(value_type = Option<crate::schema::Source>)]
     pub source: Option<String>,
     /// The shop the message was written to, when the classify call named one.
     #[serde(default)]
-    #[schema(value_type = Option<crate::api::openapi::Id>)]
+    #[schema(value_type = Option<crate::schema::Id>)]
     pub shop_id: Option<String>,
 }
 
@@ -80,9 +82,6 @@ impl From<&FeedbackRecord> for FeedbackReceipt {
         }
     }
 }
-
-/// Longest `source`.
-pub const MAX_SOURCE_CHARS: usize = 64;
 
 /// `source`: 1-64 characters of `[A-Za-z0-9_.:@-]` (it is logged and exported as is).
 pub fn valid_source(source: &str) -> bool {

@@ -17,6 +17,8 @@
 //! - `shops`: per-shop profiles, threshold experiments and their report (pure).
 //! - `drift`: the distribution of the model's probabilities against its validation baseline
 //!   (binned, population stability index), recorded as metrics.
+//! - `schema`: the value schemas (`Message`, `Id`, `Tag`, `Tags`, `Source`) the OpenAPI
+//!   document shares between HTTP bodies and domain types, below both.
 //! - `redact`: PII (e-mail, phone, card, IBAN, street address) replaced by tokens before any
 //!   text is stored or logged (pure).
 
@@ -33,6 +35,7 @@ pub mod feedback;
 pub mod lambda;
 pub mod limit;
 pub mod redact;
+pub mod schema;
 pub mod service;
 pub mod shops;
 pub mod store;

@@ -8,6 +8,7 @@
 //! - `tagbeez profile put|get|delete <shop_id>`, `tagbeez experiment-report <shop_id> <name>`:
 //!   the operators' shop commands, on the DynamoDB tables.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +51,11 @@ async fn main() -> ExitCode {
     };
     let model_version = classifier.labels().file.model_version.clone();
     let selection = classifier.selection();
+    let model = ModelInfo {
+        version: model_version.clone(),
+        form: selection.form.to_string(),
+        reason: selection.reason.clone(),
+    };
     tracing::info!(
         model_version,
         form = %selection.form,
@@ -92,7 +98,7 @@ async fn main() -> ExitCode {
         lambda::run(tagger).await.map_err(|e| e.to_string())
     } else {
         match mode.as_str() {
-            "serve" => serve(tagger, &config).await,
+            "serve" => serve(tagger, &config, &model).await,
             "classify" => cli::classify(&tagger)
                 .await
                 .map(|_| ())
@@ -120,12 +126,34 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(tagger: Tagger, config: &Config) -> Result<(), String> {
+/// The model as the greeting names it.
+struct ModelInfo {
+    version: String,
+    form: String,
+    reason: String,
+}
+
+async fn serve(tagger: Tagger, config: &Config, model: &ModelInfo) -> Result<(), String> {
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!(%addr, "tagbeez listening");
+    if cli::greet::wanted(config.log_format, std::io::stderr().is_terminal()) {
+        let greeting = cli::greet::Greeting {
+            addr,
+            demo_page: config.demo_page == DemoPage::On,
+            model_version: &model.version,
+            form: model.form.clone(),
+            form_reason: &model.reason,
+            store: match &config.dynamodb {
+                Some(d) => format!("DynamoDB table {}", d.table),
+                None => "in memory (set TABLE_NAME for DynamoDB)".into(),
+            },
+        };
+        eprint!("{}", greeting.render());
+    }
     axum::serve(listener, api::router(tagger))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

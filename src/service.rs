@@ -576,7 +576,7 @@ pub fn valid_message_id(id: &str) -> Result<(), ServiceError> {
 }
 
 /// 1-128 characters of `[A-Za-z0-9_.:@-]`: the id pattern the OpenAPI document states.
-pub const ID_PATTERN: &str = "^[A-Za-z0-9_.:@-]{1,128}$";
+pub use crate::schema::ID_PATTERN;
 
 fn is_safe_id(id: &str) -> bool {
     (1..=128).contains(&id.len())

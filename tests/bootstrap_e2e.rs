@@ -1,5 +1,6 @@
-//! The shipped Lambda binaries, end to end: the `bootstrap` that `make build` (aarch64, run
-//! under qemu-user) and `make build-x86` (x86_64, run natively) leave behind, talking to a local
+//! The Lambda binaries, end to end: the shipped arm64 `bootstrap` that `make build` packages (run
+//! under qemu-user) and the x86_64 binary (run natively: cargo's `local` build, or `make
+//! build-x86`'s package with `X86_64_BOOTSTRAP=target/lambda-x86_64/tagbeez/bootstrap`), talking to a local
 //! Lambda Runtime API (`cargo lambda watch --only-lambda-apis`) and to moto on loopback, fed
 //! AWS's own API Gateway example events, direct invocations and malformed events.
 //!
@@ -47,15 +48,14 @@ enum Arch {
 }
 
 impl Arch {
-    /// Where `make build` / `make build-x86` leave the bootstrap.
+    /// The arm64 bootstrap `make build` packages, and the x86_64 binary (see `x86_64_binary`).
     fn bootstrap(self) -> PathBuf {
-        let dir = match self {
-            Arch::Arm64 => "target/lambda/tagbeez",
-            Arch::X86_64 => "target/lambda-x86_64/tagbeez",
-        };
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(dir)
-            .join("bootstrap")
+        match self {
+            Arch::Arm64 => {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lambda/tagbeez/bootstrap")
+            }
+            Arch::X86_64 => x86_64_binary(),
+        }
     }
 
     /// The ELF `e_machine` of this architecture.
@@ -74,7 +74,7 @@ impl Arch {
             .and_then(|mut f| f.read_exact(&mut bytes))
             .unwrap_or_else(|e| {
                 panic!(
-                    "{}: {e} (run `make build` / `make build-x86`)",
+                    "{}: {e} (run `make build`, or `make build-x86` for X86_64_BOOTSTRAP)",
                     bootstrap.display()
                 )
             });
@@ -447,7 +447,7 @@ async fn arm64_bootstrap_under_qemu_end_to_end() {
 }
 
 #[tokio::test]
-#[ignore = "needs `make build-x86`: run by `make e2e`"]
+#[ignore = "needs the packages: run by `make e2e`"]
 async fn x86_64_bootstrap_end_to_end() {
     end_to_end(Arch::X86_64).await;
 }
@@ -456,7 +456,7 @@ async fn x86_64_bootstrap_end_to_end() {
 /// with the invocation already waiting (as when Lambda starts an instance for a request).
 /// Each start gets a fresh Runtime API, so no state carries over. Prints a table.
 #[tokio::test]
-#[ignore = "needs `make build-x86`: run by `make e2e`"]
+#[ignore = "needs the packages: run by `make e2e`"]
 async fn x86_64_bootstrap_cold_start() {
     let moto = moto_with_table().await;
     let payload = json!({ "operation": "classify-message", "message": BUY }).to_string();
@@ -491,4 +491,14 @@ async fn x86_64_bootstrap_cold_start() {
         sorted[0],
         sorted[sorted.len() - 1]
     );
+}
+
+/// The x86_64 binary: the package `make build-x86` made when `X86_64_BOOTSTRAP` names it, else
+/// the binary cargo built for these tests (the same code and settings in the `local` profile,
+/// without LTO). `make test` uses the latter: the shipped package is arm64, and a second
+/// fat-LTO build only for this test cost `make test` most of a build's time.
+fn x86_64_binary() -> PathBuf {
+    std::env::var_os("X86_64_BOOTSTRAP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tagbeez")))
 }

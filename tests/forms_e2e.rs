@@ -1,7 +1,8 @@
 //! The execution form each shipped bootstrap picks on its CPU, and the tags each form gives:
 //! the arm64 bootstrap (`make build`) under qemu-user as a Neoverse N1 (Graviton2's core: NEON
 //! and `dotprod`, so tract's SDOT int8 kernels) and as qemu's `max` CPU (SVE2 as well, so the
-//! SVE2 kernels tract picks on Graviton4), and the x86_64 bootstrap (`make build-x86`) natively.
+//! SVE2 kernels tract picks on Graviton4), and the x86_64 binary natively (cargo's `local` build,
+//! or `make build-x86`'s package when `X86_64_BOOTSTRAP` names it).
 //! Both forms must tag the machine-written test split alike: micro-F1 within 0.005, no
 //! probability moved by more than 0.1 (the tolerance `make eval-forms` holds every set to).
 //! qemu proves the choice and the arithmetic on arm64, not its speed.
@@ -60,7 +61,11 @@ impl Runner {
                 command
             }
             Runner::X86_64 => {
-                let bootstrap = repo("target/lambda-x86_64/tagbeez/bootstrap");
+                // As in bootstrap_e2e.rs: `make build-x86`'s package when X86_64_BOOTSTRAP names
+                // it, else the binary cargo built for these tests (`local` profile).
+                let bootstrap = std::env::var_os("X86_64_BOOTSTRAP")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tagbeez")));
                 assert!(
                     bootstrap.exists(),
                     "{} (run `make build-x86`)",
@@ -212,7 +217,7 @@ fn arm64_runs_int8_on_graviton_cores_unless_told_otherwise() {
 }
 
 #[test]
-#[ignore = "needs `make build-x86`: run by `make e2e`"]
+#[ignore = "runs the packages: run by `make e2e`"]
 fn x86_64_runs_the_form_its_cpu_calls_for() {
     let vnni = x86_has_vnni();
     let run = classify(&Runner::X86_64, "auto", &["hello".to_owned()]);
@@ -223,7 +228,7 @@ fn x86_64_runs_the_form_its_cpu_calls_for() {
 /// The whole test split where int8 is what auto runs; on an x86 without VNNI, where tract's int8
 /// kernel is some 50 times slower (about 0.5 s a message), its first 40 messages.
 #[test]
-#[ignore = "needs `make build-x86`: run by `make e2e`"]
+#[ignore = "runs the packages: run by `make e2e`"]
 fn x86_64_forms_tag_the_test_split_alike() {
     let fast = x86_has_vnni();
     let split = test_split()

@@ -180,7 +180,7 @@ export interface TagbeezServiceProps extends TagbeezSettings {
   readonly eventsTimeout?: Duration;
 
   /**
-   * With `eventBus: 'create'`: the example rule of docs/deploying.md, deployed, sending
+   * With `eventBus: 'create'`: the example rule of docs/deploy.md, deployed, sending
    * `Message tagged` events for Hot-buyer to an SQS queue of their own that only this rule may
    * send to.
    *

@@ -1,5 +1,6 @@
-// The service's own settings: the environment variables the binary reads (README.md lists them),
-// each with the binary's default and checked against the range it accepts.
+// The service's own settings: the environment variables the binary reads (docs/deploy.md,
+// "Settings", lists them), each with the binary's default and checked against the range it
+// accepts.
 import { Duration, Token } from 'aws-cdk-lib';
 
 import { checkInt, numberText } from './checks';

@@ -3,7 +3,7 @@
 //! it refuses the server refuses, and every status a route can answer is listed with the body
 //! sent (`tests/openapi_contract.rs` and `scripts/schemathesis.sh` hold it to that).
 //!
-//! The rules come from the constants the server validates with (`service::ID_PATTERN`,
+//! The rules come from the constants the server validates with (`schema::ID_PATTERN`,
 //! `config::MAX_BATCH`, `config::MAX_BODY_BYTES`); the message length limit is a setting
 //! (`MAX_MESSAGE_CHARS`), so it is written into the document when it is served.
 
@@ -22,7 +22,10 @@ use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
 use crate::config::{Config, MAX_BATCH, MAX_BODY_BYTES};
-use crate::service::{Tagger, ID_PATTERN};
+use crate::service::Tagger;
+// The value schemas the domain types share live in `crate::schema`; the request types here
+// name them as `openapi::Id` etc.
+pub use crate::schema::{Id, Message, Source, Tag, Tags};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -158,45 +161,6 @@ fn camel_case_links(doc: &mut Value) {
     }
 }
 
-/// "Contains a character that is not whitespace": a class of exactly the characters Rust's
-/// `char::is_whitespace` (Unicode `White_Space`) holds, the ones `str::trim` removes. `\S` is
-/// not used: its whitespace differs between regex engines (ECMA-262 counts U+FEFF, Python
-/// U+001C-U+001F, neither matches `str::trim`), and the document must mean one thing.
-pub const NON_BLANK_PATTERN: &str = concat!(
-    "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680",
-    "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
-);
-
-/// The longest id, in characters (the `{1,128}` of `ID_PATTERN`).
-const ID_MAX_CHARS: usize = 128;
-
-/// A message to tag (`Message` in the document).
-pub struct Message;
-
-impl PartialSchema for Message {
-    fn schema() -> RefOr<Schema> {
-        // `maxLength` is the server's setting: `document_for` writes it in.
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(MESSAGE_DESCRIPTION))
-            .min_length(Some(1))
-            .pattern(Some(NON_BLANK_PATTERN))
-            .examples(["I want to buy this right now, send me the checkout link"])
-            .into()
-    }
-}
-
-impl ToSchema for Message {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Message")
-    }
-}
-
-const MESSAGE_DESCRIPTION: &str = "A chat message: at least one character that is not \
-    whitespace, and at most `maxLength` characters (Unicode code points, counted as sent: \
-    surrounding whitespace counts; the server's `MAX_MESSAGE_CHARS`). Surrounding whitespace is \
-    trimmed before classification. Refused with `empty_message` or `message_too_long`.";
-
 /// The messages of a batch (`Messages` in the document).
 pub struct Messages;
 
@@ -223,74 +187,6 @@ impl PartialSchema for Messages {
 impl ToSchema for Messages {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Messages")
-    }
-}
-
-/// A conversation or message id (`Id` in the document).
-pub struct Id;
-
-impl PartialSchema for Id {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "1-128 characters of A-Z, a-z, 0-9, '_', '.', ':', '@', '-': safe as a \
-                 DynamoDB key, a URL path segment and a log field. Refused with \
-                 `invalid_conversation_id` or `invalid_message_id`.",
-            ))
-            .min_length(Some(1))
-            .max_length(Some(ID_MAX_CHARS))
-            .pattern(Some(ID_PATTERN))
-            .examples(["chat-2024-06-01:42"])
-            .into()
-    }
-}
-
-impl ToSchema for Id {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Id")
-    }
-}
-
-/// One of the model's tags (`Tag`; its `enum` is written in when the document is served).
-pub struct Tag;
-
-impl PartialSchema for Tag {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "A tag of the serving model (`GET /` lists them); another is refused with \
-                 `unknown_tag`, whose message lists the known ones.",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Tag {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Tag")
-    }
-}
-
-/// A set of tags (`Tags`): each a `Tag`, none twice.
-pub struct Tags;
-
-impl PartialSchema for Tags {
-    fn schema() -> RefOr<Schema> {
-        ArrayBuilder::new()
-            .items(Ref::from_schema_name(Tag::name()))
-            .unique_items(true)
-            .description(Some(
-                "Tags of the model, none twice (`repeated_tag`); empty when no tag applies.",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Tags {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Tags")
     }
 }
 
@@ -321,30 +217,6 @@ impl PartialSchema for Thresholds {
 impl ToSchema for Thresholds {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Thresholds")
-    }
-}
-
-/// Who sent a correction (`Source`).
-pub struct Source;
-
-impl PartialSchema for Source {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(crate::feedback::MAX_SOURCE_CHARS))
-            .pattern(Some("^[A-Za-z0-9_.:@-]{1,64}$"))
-            .description(Some(
-                "Who sent the correction, e.g. `agent` or `demo` (else `invalid_source`).",
-            ))
-            .examples(["agent"])
-            .into()
-    }
-}
-
-impl ToSchema for Source {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Source")
     }
 }
 

@@ -1,7 +1,7 @@
 //! The shop routes: a shop's profile (operators: `PUT`, `GET`, `DELETE
 //! /shops/{shop_id}/profile`), its experiment's report (operators), and the outcomes shops
 //! report (`POST /outcome`, callers). In Lambda the `/shops/` routes are authorised apart from
-//! the classify routes (docs/deploying.md); through a Function URL, which cannot authorise per
+//! the classify routes (docs/deploy.md); through a Function URL, which cannot authorise per
 //! route, they are refused (`lambda::http`).
 
 use axum::extract::rejection::PathRejection;

@@ -1,7 +1,8 @@
 //! `tagbeez classify`: JSON lines in (`{"message": ..., "id"?: ...}`), one JSON result per
 //! line out, batched internally: the tool for tagging a dump of past chats. The operators'
-//! shop commands are in `shops`.
+//! shop commands are in `shops`; `tagbeez serve`'s greeting on a terminal is in `greet`.
 
+pub mod greet;
 mod shops;
 
 pub use shops::{experiment_report, profile};

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod event;
+
 #[cfg(test)]
 mod tests;
 
@@ -64,7 +66,7 @@ pub struct Conversation {
     /// `events`): delivered and removed after the write, or with the next write.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(ignore)]
-    pub outbox: Vec<crate::events::Event>,
+    pub outbox: Vec<event::Event>,
 }
 
 /// How many message ids a conversation remembers for idempotent retries. A retry comes
