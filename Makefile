@@ -14,7 +14,7 @@ TRAIN_ARGS := $(if $(BASE),--base $(abspath $(BASE)),)
 # minutes. The full comparison: make model QUANT_FORMS="dynamic-int8 qlinear-static qdq-static weights-int8"
 QUANT_FORMS ?= weights-int8
 
-.PHONY: help test test-quick tools rust-build rust-tests e2e-run test-python-run schemathesis-run soak-short-run test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms drift-baseline eval-redaction agreement styleprobe tract-tool moto \
+.PHONY: help test test-quick tools rust-build rust-tests e2e-run test-deploy-run test-python-run schemathesis-run soak-short-run test-rust test-python test-deploy e2e e2e-tools lint venv data model eval eval-forms drift-baseline eval-redaction agreement styleprobe tract-tool moto \
 	dynamodb-local bench build build-x86 packages lambda-tools sam-build load soak soak-short load-tools \
 	deny deny-advisories bench-peer student prune schemathesis schemathesis-tools bench-features bench-profiles test-demo browser \
 	fault-run
@@ -33,7 +33,7 @@ help:
 	@echo "make data    rebuild the train/validation/test splits from model/data/raw/"
 	@echo "make dynamodb-local   a local DynamoDB-compatible server with the conversation table"
 	@echo "make build   the arm64 Lambda bootstrap and zip (target/lambda/tagbeez/); build-x86: x86_64"
-	@echo "make e2e     both bootstraps end to end: arm64 under qemu, x86_64 natively, plus cold start"
+	@echo "make e2e     end to end: the arm64 bootstrap under qemu, the x86_64 binary natively, plus cold start"
 	@echo "make test-deploy   lint template.yaml, sam build (no Docker), CDK tests and synth"
 	@echo "make schemathesis   the OpenAPI document against the local server, every check and phase"
 	@echo "make deny    licences, banned crates and sources of the dependency graph (cargo-deny, offline)"
@@ -60,9 +60,10 @@ test-quick: moto
 		--skip a_small_queue_run_under_faults
 
 # The parts of `make test` that scripts/test-all.sh runs after one another in its lanes.
-# Everything the tests install, in one part, before the tests start (each script is a no-op
-# when its tool is there).
-tools: moto browser e2e-tools load-tools lambda-tools schemathesis-tools venv
+# Everything the tests install but cargo-lambda (lambda-tools, which make test installs first for
+# the arm64 build), in one part, before the tests start (each script is a no-op when its tool is
+# there).
+tools: moto browser e2e-tools load-tools schemathesis-tools venv
 	scripts/install-aws-tools.sh
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 
@@ -78,8 +79,9 @@ rust-tests:
 e2e-run:
 	cargo test $(TEST_PROFILE) --test bootstrap_e2e --test forms_e2e -- --ignored --nocapture --test-threads=1
 
+# The tract tool rust-build built; cargo is not called (it may hold target/local's lock).
 test-python-run:
-	cd model && $(PY) -m pytest -q tests
+	cd model && TAGBEEZ_PREBUILT=1 $(PY) -m pytest -q tests
 
 # The server rust-build built; cargo is not called (it may hold target/local's lock).
 schemathesis-run:
@@ -126,8 +128,10 @@ test-demo: browser
 browser:
 	scripts/install-browser.sh
 
-# The shipped binaries, end to end (tests/bootstrap_e2e.rs): the arm64 bootstrap under
-# qemu-user, the x86_64 one natively, against cargo-lambda's Runtime API and moto; then the
+# The binaries, end to end (tests/bootstrap_e2e.rs): the shipped arm64 bootstrap under
+# qemu-user, the x86_64 binary natively (cargo's `local` build of the same code; the x86_64
+# package with X86_64_BOOTSTRAP=target/lambda-x86_64/tagbeez/bootstrap after `make
+# build-x86`), against cargo-lambda's Runtime API and moto; then the
 # x86_64 cold start (median of 7). Then the execution forms (tests/forms_e2e.rs): which form each
 # bootstrap picks, and that f32 and int8 tag alike, on x86_64 and on arm64 as Graviton2's and an
 # SVE2 core (about 2-3 minutes under qemu). --nocapture prints the measurements.
@@ -170,7 +174,8 @@ build-x86: lambda-tools
 	$(LAMBDA_X86) --output-format zip
 	@ls -l target/lambda-x86_64/tagbeez/bootstrap target/lambda-x86_64/tagbeez/bootstrap.zip
 
-# Both packages side by side: with one codegen unit and fat LTO, much of each build runs on one
+# Both packages side by side (not part of `make test`, which builds only the arm64 package that
+# ships; docs/testing.md says why): with one codegen unit and fat LTO, much of each build runs on one
 # core (the big crates' codegen, the final link), so two at once finish sooner than in a row.
 # On a fresh machine the two cargo-lambda runs can race to create the same cache entry and one
 # stops with "File exists (os error 17)" (seen on a clean clone here); the second pass then
@@ -186,10 +191,15 @@ lambda-tools:
 # and must package the very bootstrap `make e2e` tests); the CDK construct's tests and a synth.
 SAM := PATH="$(abspath .tools/lambda/bin):$$PATH" SAM_CLI_TELEMETRY=0 $(abspath .tools/aws/bin/sam)
 test-deploy: build
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	$(MAKE) --no-print-directory test-deploy-run
+
+# test-deploy once `make build` has run and infra/node_modules is installed (make test's tools).
+test-deploy-run:
 	scripts/check-sam.sh
 	$(SAM) build
 	cmp .aws-sam/build/TagbeezFunction/bootstrap target/lambda/tagbeez/bootstrap
-	cd infra && npm ci --no-audit --no-fund --loglevel=error && npm test
+	cd infra && npm test
 	cd infra && npx cdk synth --no-notices --quiet
 
 # `sam build` with the project-local SAM CLI and cargo-lambda; then `.tools/aws/bin/sam deploy`.

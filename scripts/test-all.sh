@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# `make test`: every check, in two lanes side by side, each part timed.
+# `make test`: every check, in three lanes side by side, each part timed.
 #
 # On 2 cores a build keeps both busy, but much of `make test` is not a build: downloads and
 # installs, tests that wait on moto, qemu, a browser or a sleep, and the shipped build's fat-LTO
-# link, which runs on one core. So the parts run in two lanes that meet where one needs the
-# other's output (docs/testing.md has the plan and the times):
+# link, which runs on one core. So the parts run in three lanes that meet where one needs
+# another's output (docs/testing.md has the plan and the times):
 #
-#   lane 1  lint -> rust-build -> rust-tests -> e2e -> soak-short
-#   lane 2  tools -> deny -> build (arm64) -> test-deploy -> [rust-build] -> test-python -> schemathesis
+#   lane 1  rust-build, rust-tests, lint, e2e, soak-short
+#   lane 2  lambda-tools, build (arm64), test-deploy, test-python, schemathesis
+#   lane 3  tools, deny
 #
 # rust-build compiles every test binary, the server and the tract tool once, in the `local`
 # profile; the parts after it run what it built. Lane 2 waits for it before test-python (the
-# tract tool) and schemathesis (the server). e2e waits for lane 2's arm64 package. While
+# tract tool) and schemathesis (the server); e2e waits for lane 2's arm64 package. While
 # `cargo test` runs, cargo holds target/local's lock, so nothing in lane 2 calls cargo on it.
 #
 # Each part's output goes to target/test-logs/<part>.log; a failing part prints its last lines.
-# A failure stops its own lane; the other lane runs on, so one run reports every failure it can.
+# A part runs when the parts it needs have passed, and is skipped otherwise: one failure skips
+# only what depends on it, so one run reports every failure it can.
 # The table of parts, with start times and durations, is printed at the end and written to
 # target/test-logs/times.md.
 set -uo pipefail
@@ -52,50 +54,60 @@ elapsed() {
   printf '%02d:%02d' $((s / 60)) $((s % 60))
 }
 
-# await PART: wait until the other lane's PART has passed; fail if it failed.
-await() {
-  until [ -e "$logs/$1.passed" ]; do
-    if [ -e "$logs/$1.failed" ] || [ -e "$logs/lane$2.stopped" ]; then
-      echo "[$(elapsed)] skipping the rest of lane $3: $1 did not pass"
-      return 1
-    fi
-    sleep 2
+# part PART NEEDS COMMAND...: run PART once every part in NEEDS (space-separated, from either
+# lane) has passed; a part whose needs failed or were skipped is skipped, not run.
+part() {
+  local name=$1 needs=$2 need
+  shift 2
+  for need in $needs; do
+    until [ -e "$logs/$need.passed" ]; do
+      if [ -e "$logs/$need.failed" ] || [ -e "$logs/$need.skipped" ]; then
+        echo "[$(elapsed)] skip   $name: $need did not pass"
+        printf '%s\t%s\t%s\t%s\n' "$name" $(($(date +%s) - t0)) 0 skipped >>"$times"
+        touch "$logs/$name.skipped"
+        return 1
+      fi
+      sleep 2
+    done
   done
+  run "$name" "$@"
 }
 
+m() { make --no-print-directory "$@" </dev/null; }
+
+# The lanes. Each part names only what it really needs, so one failure skips only what depends
+# on it. Both builds start at once (lane 2 needs only cargo-lambda), while lane 3 installs the
+# rest, which waits on the network more than on the cores. lint runs while lane 1 would
+# otherwise wait for test-deploy. e2e waits for test-deploy, not only for build: `sam build`
+# rewrites the bootstrap in place, and qemu must not run a file that is being copied over.
+# soak-short, the one part that measures, runs when the others have finished.
 lane1() {
-  run lint make --no-print-directory lint &&
-    run rust-build make --no-print-directory rust-build &&
-    run rust-tests make --no-print-directory rust-tests &&
-    await build 2 1 &&
-    run e2e make --no-print-directory e2e-run &&
-    run soak-short make --no-print-directory soak-short-run
-  local rc=$?
-  [ "$rc" -eq 0 ] || touch "$logs/lane1.stopped"
-  return "$rc"
+  part rust-build "" m rust-build
+  part rust-tests "rust-build tools" m rust-tests
+  part lint "" m lint
+  part e2e "rust-build tools test-deploy" m e2e-run
+  part soak-short "rust-build tools schemathesis deny" m soak-short-run
 }
 
 lane2() {
-  run tools make --no-print-directory tools &&
-    run deny make --no-print-directory deny &&
-    run build make --no-print-directory build &&
-    run test-deploy make --no-print-directory test-deploy &&
-    await rust-build 1 2 &&
-    run test-python make --no-print-directory test-python-run &&
-    run schemathesis make --no-print-directory schemathesis-run
-  local rc=$?
-  [ "$rc" -eq 0 ] || touch "$logs/lane2.stopped"
-  return "$rc"
+  part lambda-tools "" m lambda-tools
+  part build "lambda-tools" m build
+  part test-deploy "build tools" m test-deploy-run
+  part test-python "tools rust-build" m test-python-run
+  part schemathesis "tools rust-build" m schemathesis-run
 }
 
+lane3() {
+  part tools "lambda-tools" m tools
+  part deny "" m deny
+}
+
+# Ctrl-C or a kill stops both lanes and everything they started.
+trap 'trap - INT TERM; kill 0' INT TERM
 lane1 &
-one=$!
 lane2 &
-two=$!
-wait "$one"
-rc1=$?
-wait "$two"
-rc2=$?
+lane3 &
+wait
 
 total=$(($(date +%s) - t0))
 {
@@ -104,10 +116,15 @@ total=$(($(date +%s) - t0))
   sort -t$'\t' -k2,2n "$times" | while IFS=$'\t' read -r part start secs rc; do
     case $part in
       lint | rust-build | rust-tests | e2e | soak-short) lane=1 ;;
+      tools | deny) lane=3 ;;
       *) lane=2 ;;
     esac
     mark=""
-    [ "$rc" -eq 0 ] || mark=" (failed)"
+    case $rc in
+      0) ;;
+      skipped) mark=" (skipped)" ;;
+      *) mark=" (failed)" ;;
+    esac
     printf '| %s%s | %s | %d:%02d | %d:%02d |\n' "$part" "$mark" "$lane" \
       $((start / 60)) $((start % 60)) $((secs / 60)) $((secs % 60))
   done
@@ -116,8 +133,8 @@ total=$(($(date +%s) - t0))
 echo
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
 cat "$logs/times.md"
-if [ "$rc1" -ne 0 ] || [ "$rc2" -ne 0 ]; then
-  echo "make test failed: see the FAILED parts above and target/test-logs/"
+if ls "$logs"/*.failed "$logs"/*.skipped >/dev/null 2>&1; then
+  echo "make test failed: see the FAILED and skipped parts above and target/test-logs/"
   exit 1
 fi
 echo "make test passed in $((total / 60)) min $((total % 60)) s"

@@ -382,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_readme() {
+    fn defaults_match_the_settings_table() {
         let c = with(&[]).unwrap();
         assert_eq!((c.host.to_string(), c.port), ("127.0.0.1".into(), 8080));
         assert_eq!(

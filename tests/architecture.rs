@@ -547,6 +547,42 @@ fn check_file(
     problems
 }
 
+/// The HTTP crates: only the adapters that speak HTTP may name them.
+const HTTP_CRATES: &[&str] = &[
+    "axum",
+    "http",
+    "hyper",
+    "lambda_http",
+    "tower",
+    "tower_http",
+];
+const HTTP_ADAPTERS: &[&str] = &["api", "lambda", "main"];
+
+/// `line: crate` for every path rooted at an HTTP crate (`axum::...`, `use http::{...}`) in code.
+fn http_crate_uses(source: &str) -> Vec<(usize, &'static str)> {
+    let code = code_only(source);
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        for name in HTTP_CRATES {
+            let path = format!("{name}::");
+            let mut from = 0;
+            while let Some(at) = line[from..].find(&path) {
+                let start = from + at;
+                let before = line[..start].chars().next_back();
+                // `lambda_http::` is not `http::`, and `$crate::x::http::` or `super::http::` is a
+                // module of ours, not the crate.
+                let rooted = !before.is_some_and(|c| is_ident(c) || c == ':');
+                if rooted {
+                    found.push((n + 1, *name));
+                }
+                from = start + path.len();
+            }
+        }
+    }
+    found
+}
+
 fn rules() -> Rules {
     let doc = std::fs::read_to_string(DOC).expect("docs/architecture.md exists");
     parse_rules(&doc).unwrap_or_else(|e| panic!("{e}"))
@@ -743,4 +779,29 @@ fn the_table_checks_catch_a_loop_and_a_missing_must_not() {
         dependents(&line, "low"),
         BTreeSet::from(["mid".to_owned(), "top".to_owned()])
     );
+}
+
+#[test]
+fn only_the_http_adapters_name_http_crates() {
+    let mut problems = Vec::new();
+    for file in sources() {
+        if HTTP_ADAPTERS.contains(&file.module[0].as_str()) {
+            continue;
+        }
+        for (line, name) in http_crate_uses(&file.text) {
+            problems.push(format!(
+                "{}:{line}: `{}` names the HTTP crate `{name}` (only {HTTP_ADAPTERS:?} may)",
+                file.shown, file.module[0]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_http_check_finds_a_planted_use() {
+    let source = "// axum::Router in a comment\nuse axum::Router;\nfn f() -> http::StatusCode {}\n\
+                  use lambda_http::Body;\nlet s = \"tower::x\";\nuse crate::x::http::y;\n";
+    let found = http_crate_uses(source);
+    assert_eq!(found, [(2, "axum"), (3, "http"), (4, "lambda_http")]);
 }

@@ -447,7 +447,7 @@ async fn arm64_bootstrap_under_qemu_end_to_end() {
 }
 
 #[tokio::test]
-#[ignore = "needs the packages: run by `make e2e`"]
+#[ignore = "an end-to-end run of the binary: run by `make e2e`"]
 async fn x86_64_bootstrap_end_to_end() {
     end_to_end(Arch::X86_64).await;
 }
@@ -456,7 +456,7 @@ async fn x86_64_bootstrap_end_to_end() {
 /// with the invocation already waiting (as when Lambda starts an instance for a request).
 /// Each start gets a fresh Runtime API, so no state carries over. Prints a table.
 #[tokio::test]
-#[ignore = "needs the packages: run by `make e2e`"]
+#[ignore = "an end-to-end run of the binary: run by `make e2e`"]
 async fn x86_64_bootstrap_cold_start() {
     let moto = moto_with_table().await;
     let payload = json!({ "operation": "classify-message", "message": BUY }).to_string();
@@ -481,7 +481,10 @@ async fn x86_64_bootstrap_cold_start() {
     let mut sorted = starts.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
-    println!("x86_64 bootstrap cold start, process start -> first answer ({COLD_STARTS} starts)");
+    println!(
+        "x86_64 cold start of {}, process start -> first answer ({COLD_STARTS} starts)",
+        x86_64_binary().display()
+    );
     println!("| start | ms | peak RSS MB |\n|---:|---:|---:|");
     for (n, (ms, mb)) in starts.iter().zip(&peaks).enumerate() {
         println!("| {} | {ms:.0} | {mb:.0} |", n + 1);

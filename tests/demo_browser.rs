@@ -12,7 +12,7 @@
 //!
 //! Chromium and chromedriver must be installed (`scripts/install-browser.sh`; CI runs it): the
 //! test fails without them rather than skipping, since a skipped browser test cannot fail.
-//! `DEMO_SCREENSHOT_DOCS=1` also copies the screenshot to `docs/demo.png`, the README's.
+//! `DEMO_SCREENSHOT_DOCS=1` also copies the screenshot to `docs/demo.png`, the one docs/api.md shows.
 //!
 //! The WebDriver client (std-only HTTP/1.1, chromedriver and one headless Chromium session)
 //! is in `tests/support/webdriver.rs`: chromedriver and the service both listen on loopback,

@@ -224,6 +224,7 @@ fn the_readme_tour_works_pasted_as_it_is() {
     let mut server = Server::on_pipe();
     let line = server.until("listening log line", |l| listening_port(l).is_some());
     let port = listening_port(&line).unwrap();
+    let mut answers = Vec::new();
     for command in &commands {
         assert!(
             command.trim_start().starts_with("curl "),
@@ -247,8 +248,55 @@ fn the_readme_tour_works_pasted_as_it_is() {
         let answer: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("{command}\nanswered no JSON ({e}): {stdout}"));
         assert!(answer.is_object(), "{command}: {answer}");
+        answers.push(answer);
     }
+    // What the README says the tour shows: two tags on the first message, a conversation whose
+    // tag switches from First-time-visitor to Deal-seeker on its second message, read back.
+    let selected = |a: &Value| -> Vec<String> {
+        a["selected"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["tag"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(selected(&answers[0]), ["First-time-visitor", "Deal-seeker"]);
+    let second = &answers[2];
+    assert_eq!(second["conversation_tag"]["tag"], "Deal-seeker", "{second}");
+    assert_eq!(
+        second["previous_tag"]["tag"], "First-time-visitor",
+        "{second}"
+    );
+    assert_eq!(second["switched"], true, "{second}");
+    assert!(
+        selected(&second["message_result"]).contains(&"Hot-buyer".to_owned()),
+        "{second}"
+    );
+    assert_eq!(
+        answers[3]["window"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        answers[3]
+    );
     // The demo page the tour points to.
     assert_eq!(get(port, "/demo"), 200);
     server.drain(Duration::from_millis(100));
+}
+
+#[test]
+fn the_readme_fits_on_two_screens_and_maps_every_doc() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines < 250,
+        "README.md has {lines} lines: depth goes in docs/"
+    );
+    for file in documents().iter().filter(|f| f.starts_with("docs")) {
+        let link = format!("({})", file.display());
+        assert!(
+            readme.contains(&link),
+            "README.md does not link {}",
+            file.display()
+        );
+    }
 }

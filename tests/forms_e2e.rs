@@ -217,7 +217,7 @@ fn arm64_runs_int8_on_graviton_cores_unless_told_otherwise() {
 }
 
 #[test]
-#[ignore = "runs the packages: run by `make e2e`"]
+#[ignore = "an end-to-end run of the binary: run by `make e2e`"]
 fn x86_64_runs_the_form_its_cpu_calls_for() {
     let vnni = x86_has_vnni();
     let run = classify(&Runner::X86_64, "auto", &["hello".to_owned()]);
@@ -228,7 +228,7 @@ fn x86_64_runs_the_form_its_cpu_calls_for() {
 /// The whole test split where int8 is what auto runs; on an x86 without VNNI, where tract's int8
 /// kernel is some 50 times slower (about 0.5 s a message), its first 40 messages.
 #[test]
-#[ignore = "runs the packages: run by `make e2e`"]
+#[ignore = "an end-to-end run of the binary: run by `make e2e`"]
 fn x86_64_forms_tag_the_test_split_alike() {
     let fast = x86_has_vnni();
     let split = test_split()
@@ -279,7 +279,7 @@ fn assert_close_runs(a: &Run, b: &Run, probability: f64, decisions: usize, what:
 }
 
 #[test]
-#[ignore = "needs `make build`, `make build-x86` and qemu-user: run by `make e2e`"]
+#[ignore = "needs `make build` and qemu-user: run by `make e2e`"]
 fn arm64_forms_tag_like_each_other_and_like_x86_64() {
     let (messages, truth): (Vec<String>, Vec<Vec<String>>) =
         test_split().into_iter().take(UNDER_QEMU).unzip();
@@ -310,7 +310,7 @@ fn arm64_forms_tag_like_each_other_and_like_x86_64() {
 }
 
 #[test]
-#[ignore = "needs `make build`, `make build-x86` and qemu-user: run by `make e2e`"]
+#[ignore = "needs `make build` and qemu-user: run by `make e2e`"]
 fn arm64_int8_on_sve2_kernels_tags_like_x86_64() {
     let messages: Vec<String> = test_split()
         .into_iter()

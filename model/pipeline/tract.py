@@ -21,7 +21,11 @@ TOOL = REPO / "target" / PROFILE / "examples" / "tract_tool"
 
 @lru_cache(maxsize=1)
 def tool() -> Path:
-    """Build the tool once per process (cargo makes a rebuild a no-op when nothing changed)."""
+    """Build the tool once per process (cargo makes a rebuild a no-op when nothing changed).
+    With `TAGBEEZ_PREBUILT=1` (`make test`, whose rust-build part built it) cargo is not called:
+    it may be holding target/local's lock for the Rust tests running beside this."""
+    if os.environ.get("TAGBEEZ_PREBUILT") and TOOL.exists():
+        return TOOL
     subprocess.run(["cargo", "build", "--quiet", "--profile", PROFILE, "--example", "tract_tool"], cwd=REPO, check=True)
     return TOOL
 
