@@ -6,9 +6,9 @@
 # link, which runs on one core. So the parts run in three lanes that meet where one needs
 # another's output (docs/testing.md has the plan and the times):
 #
-#   lane 1  rust-build, rust-tests, lint, e2e, soak-short
+#   lane 1  rust-build, rust-tests, e2e, soak-short
 #   lane 2  lambda-tools, build (arm64), test-deploy, test-python, schemathesis
-#   lane 3  tools, deny
+#   lane 3  tools, lint, deny
 #
 # rust-build compiles every test binary, the server and the tract tool once, in the `local`
 # profile; the parts after it run what it built. Lane 2 waits for it before test-python (the
@@ -77,14 +77,13 @@ m() { make --no-print-directory "$@" </dev/null; }
 
 # The lanes. Each part names only what it really needs, so one failure skips only what depends
 # on it. Both builds start at once (lane 2 needs only cargo-lambda), while lane 3 installs the
-# rest, which waits on the network more than on the cores. lint runs while lane 1 would
-# otherwise wait for test-deploy. e2e waits for test-deploy, not only for build: `sam build`
+# rest, which waits on the network more than on the cores, then lint and deny, off the path the
+# builds and the tests make. e2e waits for test-deploy, not only for build: `sam build`
 # rewrites the bootstrap in place, and qemu must not run a file that is being copied over.
 # soak-short, the one part that measures, runs when the others have finished.
 lane1() {
   part rust-build "" m rust-build
   part rust-tests "rust-build tools" m rust-tests
-  part lint "" m lint
   part e2e "rust-build tools test-deploy" m e2e-run
   part soak-short "rust-build tools schemathesis deny" m soak-short-run
 }
@@ -99,6 +98,7 @@ lane2() {
 
 lane3() {
   part tools "lambda-tools" m tools
+  part lint "" m lint LINT_TARGET_DIR=target/lint
   part deny "" m deny
 }
 
@@ -115,8 +115,8 @@ total=$(($(date +%s) - t0))
   echo "|---|---:|---:|---:|"
   sort -t$'\t' -k2,2n "$times" | while IFS=$'\t' read -r part start secs rc; do
     case $part in
-      lint | rust-build | rust-tests | e2e | soak-short) lane=1 ;;
-      tools | deny) lane=3 ;;
+      rust-build | rust-tests | e2e | soak-short) lane=1 ;;
+      tools | lint | deny) lane=3 ;;
       *) lane=2 ;;
     esac
     mark=""
