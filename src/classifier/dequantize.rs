@@ -5,8 +5,9 @@
 //! per-channel `DequantizeLinear` over constants as cast, subtract and multiply nodes and folds
 //! them while typing, copying each weight matrix several times and comparing every new
 //! constant with the others: most of the 100-215 ms that typing took on the shipped model
-//! (`tract_tool startup`; docs/performance.md has the start-up measurements). Here each such node becomes the f32
-//! constant it computes, `(x - zero_point) * scale` in f32 as tract would fold it, in one pass.
+//! (`tract_tool startup`; docs/performance.md has the start-up measurements). Here each such
+//! node becomes the f32 constant it computes, `(x - zero_point) * scale` in f32 as tract would
+//! fold it, in one pass.
 //!
 //! This is done on tract's parsed graph rather than on the protobuf so that the weights exist
 //! in f32 only once: an f32 protobuf parsed by tract holds two f32 copies at its peak (measured:
