@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use serve::{get, listening_port, Server};
+use serve::{get, Server};
 
 /// README.md and every Markdown file in docs/.
 fn documents() -> Vec<PathBuf> {
@@ -222,8 +222,7 @@ fn the_readme_tour_works_pasted_as_it_is() {
     let commands = tour();
     assert!(commands.len() >= 3, "a tour of {commands:?}");
     let mut server = Server::on_pipe();
-    let line = server.until("listening log line", |l| listening_port(l).is_some());
-    let port = listening_port(&line).unwrap();
+    let port = server.port();
     let mut answers = Vec::new();
     for command in &commands {
         assert!(

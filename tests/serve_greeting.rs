@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use serve::{get, listening_port, Server};
+use serve::{get, Server};
 
 const GREETING: &str = "tagbeez is serving on ";
 
@@ -57,42 +57,25 @@ fn a_terminal_gets_one_greeting_with_the_address_demo_page_and_model() {
         .filter(|l| !l.is_empty())
         .collect();
     assert!(!after.is_empty(), "no log line after the greeting");
-    for line in after {
-        assert!(
-            serde_json::from_str::<Value>(line).is_ok(),
-            "not JSON: {line}"
-        );
-    }
+    assert_json_lines(after.into_iter());
 }
 
 #[test]
 fn a_pipe_gets_json_lines_only() {
     let mut server = Server::on_pipe();
-    let line = server.until("listening log line", |l| listening_port(l).is_some());
-    let port = listening_port(&line).unwrap();
+    let port = server.port();
     assert_eq!(get(port, "/health"), 200);
     server.drain(Duration::from_millis(500));
-    for line in server.seen.iter().filter(|l| !l.is_empty()) {
-        assert!(
-            serde_json::from_str::<Value>(line).is_ok(),
-            "not JSON: {line}"
-        );
-    }
+    assert_json_lines(server.seen.iter());
 }
 
 #[test]
 fn log_format_json_keeps_a_terminal_to_json_lines() {
     let mut server = Server::on_terminal(Some("json"));
-    let line = server.until("listening log line", |l| listening_port(l).is_some());
-    let port = listening_port(&line).unwrap();
+    let port = server.port();
     assert_eq!(get(port, "/health"), 200);
     server.drain(Duration::from_millis(500));
-    for line in server.seen.iter().filter(|l| !l.is_empty()) {
-        assert!(
-            serde_json::from_str::<Value>(line).is_ok(),
-            "not JSON: {line}"
-        );
-    }
+    assert_json_lines(server.seen.iter());
 }
 
 #[test]
@@ -106,4 +89,14 @@ fn a_bad_log_format_stops_start_up_naming_the_variable() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LOG_FORMAT"), "{stderr}");
+}
+
+/// Every non-empty line parses as JSON.
+fn assert_json_lines<'a>(lines: impl Iterator<Item = &'a String>) {
+    for line in lines.filter(|l| !l.is_empty()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
 }

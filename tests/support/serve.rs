@@ -97,6 +97,12 @@ impl Server {
         );
     }
 
+    /// The port of the JSON `tagbeez listening` log line, read within `START`.
+    pub fn port(&mut self) -> u16 {
+        let line = self.until("listening log line", |l| listening_port(l).is_some());
+        listening_port(&line).unwrap()
+    }
+
     /// Whatever else arrives within `wait`.
     pub fn drain(&mut self, wait: Duration) {
         while let Ok(line) = self.lines.recv_timeout(wait) {
